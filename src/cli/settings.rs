@@ -1,0 +1,338 @@
+//! One layer of configuration as a partial [`Settings`], and the parsers that
+//! every layer shares, so a value means the same whether it is given as a
+//! flag, an env var or a TOML key.
+//!
+//! The flags parse straight into `Settings` (clap names the flag in its own
+//! errors). Env vars and the TOML file go through the `KEYS` table, whose
+//! errors name the variable or the key. Nothing here reads the process
+//! environment: the env layer takes a lookup function, so it can be tested.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use super::ConfigError;
+use crate::config::{Config, LogFormat};
+
+/// Every setting, each optional; `None` means "not given in this layer".
+#[derive(Debug, Default, Clone, PartialEq, Args)]
+pub struct Settings {
+    /// Address to listen on [env: SLUICEGATE_LISTEN] [default: 127.0.0.1:3000]
+    #[arg(long, global = true, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Option<SocketAddr>,
+    /// Directory holding the SQLite file, the sled counters and the admin
+    /// token [env: SLUICEGATE_DATA_DIR] [default: ./sluicegate-data]
+    #[arg(long, global = true, value_name = "DIR", value_parser = parse_path)]
+    pub data_dir: Option<PathBuf>,
+    /// TOML file with further settings; its keys are the flag names in
+    /// snake_case [env: SLUICEGATE_CONFIG]
+    #[arg(long, global = true, value_name = "PATH", value_parser = parse_path)]
+    pub config: Option<PathBuf>,
+    /// `human` or `json` [env: SLUICEGATE_LOG_FORMAT] [default: human]
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
+    /// A tracing filter such as `info` or `sluicegate=debug,warn`
+    /// [env: SLUICEGATE_LOG_LEVEL] [default: RUST_LOG, else info]
+    #[arg(long, global = true, value_name = "FILTER", value_parser = parse_log_level)]
+    pub log_level: Option<String>,
+    /// Extra attempts on other channels after a retryable upstream failure
+    /// [env: SLUICEGATE_MAX_RETRIES] [default: 2]
+    #[arg(long, global = true, value_name = "N", value_parser = parse_count)]
+    pub max_retries: Option<u32>,
+    /// Upstream TCP + TLS connect timeout [env: SLUICEGATE_CONNECT_TIMEOUT] [default: 10s]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// Time allowed until the upstream's first byte
+    /// [env: SLUICEGATE_FIRST_BYTE_TIMEOUT] [default: 5m]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub first_byte_timeout: Option<Duration>,
+    /// Longest silence allowed between two chunks of a stream
+    /// [env: SLUICEGATE_STREAM_IDLE_TIMEOUT] [default: 2m]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub stream_idle_timeout: Option<Duration>,
+    /// Largest request body accepted, e.g. 32MiB or 1000000
+    /// [env: SLUICEGATE_MAX_BODY_SIZE] [default: 32MiB]
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub max_body_size: Option<usize>,
+    /// How long in-flight requests may run after SIGINT/SIGTERM
+    /// [env: SLUICEGATE_SHUTDOWN_GRACE] [default: 30s]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+}
+
+/// One setting as the env and file layers see it.
+struct Key {
+    /// The field name, which is also the TOML key.
+    name: &'static str,
+    /// `config` names the file, so the file itself cannot set it.
+    in_file: bool,
+    set: fn(&mut Settings, &str) -> Result<(), String>,
+}
+
+macro_rules! key {
+    ($field:ident, $parse:path, $in_file:expr) => {
+        Key {
+            name: stringify!($field),
+            in_file: $in_file,
+            set: |settings, raw| {
+                settings.$field = Some($parse(raw)?);
+                Ok(())
+            },
+        }
+    };
+}
+
+const KEYS: &[Key] = &[
+    key!(listen, parse_listen, true),
+    key!(data_dir, parse_path, true),
+    key!(config, parse_path, false),
+    key!(log_format, parse_log_format, true),
+    key!(log_level, parse_log_level, true),
+    key!(max_retries, parse_count, true),
+    key!(connect_timeout, parse_duration, true),
+    key!(first_byte_timeout, parse_duration, true),
+    key!(stream_idle_timeout, parse_duration, true),
+    key!(max_body_size, parse_size, true),
+    key!(shutdown_grace, parse_duration, true),
+];
+
+impl Key {
+    fn env_var(&self) -> String {
+        format!("SLUICEGATE_{}", self.name.to_ascii_uppercase())
+    }
+
+    fn flag(&self) -> String {
+        format!("--{}", self.name.replace('_', "-"))
+    }
+}
+
+/// Whether `name` is one of the env vars Sluicegate reads.
+pub fn is_known_env_var(name: &str) -> bool {
+    name == super::ADMIN_TOKEN_ENV || KEYS.iter().any(|key| key.env_var() == name)
+}
+
+impl Settings {
+    /// The env layer: every `SLUICEGATE_*` variable that `lookup` knows.
+    /// Empty values count as unset.
+    pub fn from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let mut settings = Settings::default();
+        for key in KEYS {
+            let var = key.env_var();
+            let Some(raw) = lookup(&var).filter(|raw| !raw.trim().is_empty()) else {
+                continue;
+            };
+            (key.set)(&mut settings, raw.trim()).map_err(|message| ConfigError::Env {
+                var,
+                flag: key.flag(),
+                message,
+            })?;
+        }
+        Ok(settings)
+    }
+
+    /// The file layer: a TOML table whose keys are the settings' names.
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::File {
+            file: file.clone(),
+            message: error.to_string(),
+        })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|error| ConfigError::File {
+            file: file.clone(),
+            message: syntax_message(&text, &error),
+        })?;
+        let mut settings = Settings::default();
+        for (name, value) in &table {
+            let Some(key) = KEYS.iter().find(|key| key.in_file && key.name == name) else {
+                return Err(ConfigError::UnknownKey {
+                    file,
+                    key: name.clone(),
+                });
+            };
+            let invalid = |message: String| ConfigError::InvalidKey {
+                file: file.clone(),
+                key: name.clone(),
+                message,
+            };
+            let raw = match value {
+                toml::Value::String(text) => text.clone(),
+                toml::Value::Integer(number) => number.to_string(),
+                other => {
+                    let found = other.type_str();
+                    return Err(invalid(format!(
+                        "expected a string or an integer, found {found}"
+                    )));
+                }
+            };
+            (key.set)(&mut settings, raw.trim()).map_err(invalid)?;
+        }
+        Ok(settings)
+    }
+
+    /// This layer over `lower`: each setting from `self` when given here.
+    pub fn or(self, lower: Settings) -> Settings {
+        Settings {
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            config: self.config.or(lower.config),
+            log_format: self.log_format.or(lower.log_format),
+            log_level: self.log_level.or(lower.log_level),
+            max_retries: self.max_retries.or(lower.max_retries),
+            connect_timeout: self.connect_timeout.or(lower.connect_timeout),
+            first_byte_timeout: self.first_byte_timeout.or(lower.first_byte_timeout),
+            stream_idle_timeout: self.stream_idle_timeout.or(lower.stream_idle_timeout),
+            max_body_size: self.max_body_size.or(lower.max_body_size),
+            shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
+        }
+    }
+
+    /// `config` with every setting given here written over it.
+    pub fn apply(self, config: Config) -> Config {
+        Config {
+            listen: self.listen.unwrap_or(config.listen),
+            data_dir: self.data_dir.unwrap_or(config.data_dir),
+            log_format: self.log_format.unwrap_or(config.log_format),
+            log_level: self.log_level.unwrap_or(config.log_level),
+            max_retries: self.max_retries.unwrap_or(config.max_retries),
+            connect_timeout: self.connect_timeout.unwrap_or(config.connect_timeout),
+            first_byte_timeout: self.first_byte_timeout.unwrap_or(config.first_byte_timeout),
+            stream_idle_timeout: self
+                .stream_idle_timeout
+                .unwrap_or(config.stream_idle_timeout),
+            max_body_bytes: self.max_body_size.unwrap_or(config.max_body_bytes),
+            shutdown_grace: self.shutdown_grace.unwrap_or(config.shutdown_grace),
+            admin_token: config.admin_token,
+        }
+    }
+}
+
+/// toml's own message without its multi-line snippet, plus the line number.
+fn syntax_message(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim();
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message.to_string(),
+    }
+}
+
+fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    raw.parse()
+        .map_err(|error| format!("{error} (expected an address such as 127.0.0.1:3000)"))
+}
+
+fn parse_path(raw: &str) -> Result<PathBuf, String> {
+    if raw.is_empty() {
+        return Err("the path is empty".to_string());
+    }
+    Ok(PathBuf::from(raw))
+}
+
+fn parse_log_format(raw: &str) -> Result<LogFormat, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "human" => Ok(LogFormat::Human),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("`{raw}` is neither `human` nor `json`")),
+    }
+}
+
+/// Checked here, so a bad filter stops the start instead of being ignored.
+pub(super) fn parse_log_level(raw: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(raw)
+        .map(|_| raw.to_string())
+        .map_err(|error| {
+            format!("{error} (expected a filter such as `info` or `sluicegate=debug`)")
+        })
+}
+
+fn parse_count(raw: &str) -> Result<u32, String> {
+    raw.parse()
+        .map_err(|error| format!("{error} (expected a whole number such as 2)"))
+}
+
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw)
+        .map_err(|error| format!("{error} (expected a duration such as 10s, 500ms or 2m)"))
+}
+
+/// Bytes, as a plain integer or with a unit: B, KB, MB, GB (powers of 1000)
+/// or KiB, MiB, GiB (powers of 1024), case-insensitive.
+fn parse_size(raw: &str) -> Result<usize, String> {
+    let digits_end = raw
+        .find(|character: char| !character.is_ascii_digit())
+        .unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(digits_end);
+    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{raw}` is not a size such as 32MiB, 500KB or 1048576"
+            ));
+        }
+    };
+    let count: usize = digits
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a size such as 32MiB, 500KB or 1048576"))?;
+    match count.checked_mul(multiplier) {
+        Some(0) => Err("the size must be greater than zero".to_string()),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("`{raw}` is too large")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_decimal_and_binary_units() {
+        let cases = [
+            ("1048576", Some(1_048_576)),
+            ("32MiB", Some(32 << 20)),
+            ("32 mib", Some(32 << 20)),
+            ("500KB", Some(500_000)),
+            ("2GiB", Some(2 << 30)),
+            ("7b", Some(7)),
+            ("1.5MiB", None),
+            ("MiB", None),
+            ("10 parsecs", None),
+            ("0", None),
+            ("-1", None),
+            ("99999999999999999999GiB", None),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(parse_size(raw).ok(), expected, "{raw}");
+        }
+    }
+
+    #[test]
+    fn every_key_maps_to_its_env_var_and_flag() {
+        let names: Vec<(String, String)> =
+            KEYS.iter().map(|key| (key.env_var(), key.flag())).collect();
+        assert!(names.contains(&("SLUICEGATE_MAX_RETRIES".into(), "--max-retries".into())));
+        assert!(names.contains(&("SLUICEGATE_DATA_DIR".into(), "--data-dir".into())));
+        assert_eq!(
+            KEYS.len(),
+            11,
+            "a new setting needs a row in KEYS and a field in or/apply"
+        );
+    }
+
+    #[test]
+    fn log_formats_and_levels_are_checked() {
+        assert_eq!(parse_log_format("JSON"), Ok(LogFormat::Json));
+        assert!(parse_log_format("xml").is_err());
+        assert!(parse_log_level("sluicegate=debug,warn").is_ok());
+        assert!(parse_log_level("sluicegate=loud").is_err());
+    }
+}

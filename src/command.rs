@@ -1,0 +1,51 @@
+//! Every change to replicated state, as one serde enum.
+//!
+//! Callers never write to the store directly: they build a `Command` and hand
+//! it to `AppState::apply`. Today that applies it to the local store; the
+//! cluster replicates the same commands through raft without touching the
+//! callers. Commands carry their own timestamps and ids so that applying one
+//! is deterministic on every node.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Channel, ChannelId, ChannelSpec, KeyHash, Token, TokenId, TokenSpec};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    CreateChannel {
+        spec: ChannelSpec,
+        at: DateTime<Utc>,
+    },
+    /// Replaces every admin-set field of a channel. PATCH merging happens
+    /// before the command is built, so the command is a plain overwrite.
+    UpdateChannel {
+        id: ChannelId,
+        spec: ChannelSpec,
+        at: DateTime<Utc>,
+    },
+    DeleteChannel {
+        id: ChannelId,
+    },
+    CreateToken {
+        key_hash: KeyHash,
+        key_prefix: String,
+        spec: TokenSpec,
+        at: DateTime<Utc>,
+    },
+    UpdateToken {
+        id: TokenId,
+        spec: TokenSpec,
+    },
+    DeleteToken {
+        id: TokenId,
+    },
+}
+
+/// What applying a command produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    Channel(Channel),
+    Token(Token),
+    Deleted,
+}

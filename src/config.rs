@@ -1,0 +1,55 @@
+//! The resolved runtime configuration, after flags, env vars, the TOML file
+//! and defaults have been merged (see `cli`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Everything the server needs to run. `Default` gives the embedded defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// A `tracing` filter directive such as `info` or `sluicegate=debug`.
+    pub log_level: String,
+    /// Extra attempts on other channels after a retryable failure.
+    pub max_retries: u32,
+    pub connect_timeout: Duration,
+    /// From sending the request until the upstream's response headers (and,
+    /// for streams, its first chunk) arrive.
+    pub first_byte_timeout: Duration,
+    /// The longest silence tolerated between two chunks of a response.
+    pub stream_idle_timeout: Duration,
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may run after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// The admin token given by `SLUICEGATE_ADMIN_TOKEN`; otherwise the token
+    /// file in the data dir is used.
+    pub admin_token: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: PathBuf::from("sluicegate-data"),
+            log_format: LogFormat::Human,
+            log_level: "info".to_string(),
+            max_retries: 2,
+            connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(300),
+            stream_idle_timeout: Duration::from_secs(120),
+            max_body_bytes: 32 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+            admin_token: None,
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! Live per-channel day counters: used tokens, in-flight reservations, and the
+//! deltas not yet made durable.
+//!
+//! The meter is the in-memory truth the cap check reads, so the request path
+//! does no IO. Counted tokens are also queued as pending deltas; a background
+//! flusher makes them durable through `Command::AddUsage` and puts them back
+//! if the store fails, so a failing store never drops a count and the cap
+//! stays enforced from memory meanwhile.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use super::day;
+use crate::model::ChannelId;
+
+/// How many past days each channel keeps in memory besides today.
+const DAYS_IN_MEMORY: usize = 3;
+
+/// Tokens counted for one channel on one day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UsageDelta {
+    pub channel_id: ChannelId,
+    pub date: NaiveDate,
+    pub tokens: u64,
+}
+
+/// One channel's counters.
+#[derive(Debug, Default)]
+struct ChannelDays {
+    /// date → tokens used, for today and a few recent days.
+    used: BTreeMap<NaiveDate, u64>,
+    /// Tokens reserved by admitted, unfinished requests, by the day they were admitted.
+    reserved: BTreeMap<NaiveDate, u64>,
+}
+
+impl ChannelDays {
+    fn prune(&mut self, today: NaiveDate) {
+        while self.used.len() > DAYS_IN_MEMORY + 1 {
+            match self.used.keys().next().copied() {
+                Some(oldest) if oldest < today => {
+                    self.used.remove(&oldest);
+                }
+                _ => break,
+            }
+        }
+        self.reserved
+            .retain(|date, amount| *date >= today || *amount > 0);
+    }
+}
+
+/// What a channel has spent on its current day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayView {
+    pub date: NaiveDate,
+    pub used: u64,
+    pub reserved: u64,
+    pub resets_at: DateTime<Utc>,
+}
+
+/// Why a reservation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capped {
+    pub resets_at: DateTime<Utc>,
+}
+
+/// A channel's cap as the meter needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cap {
+    /// 0 means unlimited.
+    pub limit: u64,
+    pub zone: Tz,
+}
+
+#[derive(Default)]
+pub struct Meter {
+    channels: RwLock<HashMap<ChannelId, Arc<Mutex<ChannelDays>>>>,
+    pending: Mutex<BTreeMap<(ChannelId, NaiveDate), u64>>,
+}
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meter").finish_non_exhaustive()
+    }
+}
+
+impl Meter {
+    pub fn new() -> Meter {
+        Meter::default()
+    }
+
+    /// Seeds the meter with durable counts read from the store at start-up.
+    pub fn load(&self, counts: impl IntoIterator<Item = UsageDelta>) {
+        for delta in counts {
+            self.with_channel(delta.channel_id, |days| {
+                *days.used.entry(delta.date).or_default() = delta.tokens;
+            });
+        }
+    }
+
+    /// Today's figures for a channel.
+    pub fn view(&self, channel_id: ChannelId, zone: Tz, now: DateTime<Utc>) -> DayView {
+        let date = day::date_in(zone, now);
+        let (used, reserved) = self
+            .existing(channel_id)
+            .and_then(|days| {
+                days.lock().ok().map(|days| {
+                    (
+                        days.used.get(&date).copied().unwrap_or(0),
+                        days.reserved.get(&date).copied().unwrap_or(0),
+                    )
+                })
+            })
+            .unwrap_or((0, 0));
+        DayView {
+            date,
+            used,
+            reserved,
+            resets_at: day::next_reset(zone, now),
+        }
+    }
+
+    /// Tokens counted on `date` (memory only; days older than a few days
+    /// are read from the store instead).
+    pub fn used_on(&self, channel_id: ChannelId, date: NaiveDate) -> Option<u64> {
+        let days = self.existing(channel_id)?;
+        let days = days.lock().ok()?;
+        days.used.get(&date).copied()
+    }
+
+    /// Whether the channel may take no more requests today: used + reserved
+    /// has reached its limit.
+    pub fn is_capped(&self, channel_id: ChannelId, cap: Cap, now: DateTime<Utc>) -> bool {
+        if cap.limit == 0 {
+            return false;
+        }
+        let view = self.view(channel_id, cap.zone, now);
+        view.used.saturating_add(view.reserved) >= cap.limit
+    }
+
+    /// Admits a request if used + reserved is below the limit, reserving
+    /// `estimate` tokens for it in the same critical section, so concurrent
+    /// requests cannot all slip under the cap.
+    pub fn try_reserve(
+        &self,
+        channel_id: ChannelId,
+        cap: Cap,
+        estimate: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, Capped> {
+        let date = day::date_in(cap.zone, now);
+        let mut admitted = true;
+        self.with_channel(channel_id, |days| {
+            let used = days.used.get(&date).copied().unwrap_or(0);
+            let reserved = days.reserved.entry(date).or_default();
+            if cap.limit > 0 && used.saturating_add(*reserved) >= cap.limit {
+                admitted = false;
+            } else {
+                *reserved = reserved.saturating_add(estimate);
+            }
+        });
+        if admitted {
+            Ok(Reservation {
+                channel_id,
+                date,
+                tokens: estimate,
+            })
+        } else {
+            Err(Capped {
+                resets_at: day::next_reset(cap.zone, now),
+            })
+        }
+    }
+
+    /// Releases a reservation without counting anything (the attempt failed
+    /// and the upstream reported no usage).
+    pub fn release(&self, reservation: Reservation) {
+        self.with_channel(reservation.channel_id, |days| {
+            if let Some(reserved) = days.reserved.get_mut(&reservation.date) {
+                *reserved = reserved.saturating_sub(reservation.tokens);
+            }
+        });
+    }
+
+    /// Counts `tokens` for the channel on the day `now` falls on in `zone`
+    /// (the day the request completed), replacing `reservation` if given.
+    pub fn count(
+        &self,
+        channel_id: ChannelId,
+        zone: Tz,
+        tokens: u64,
+        reservation: Option<Reservation>,
+        now: DateTime<Utc>,
+    ) {
+        let date = day::date_in(zone, now);
+        self.with_channel(channel_id, |days| {
+            if let Some(reservation) = reservation
+                && let Some(reserved) = days.reserved.get_mut(&reservation.date)
+            {
+                *reserved = reserved.saturating_sub(reservation.tokens);
+            }
+            let used = days.used.entry(date).or_default();
+            *used = used.saturating_add(tokens);
+            days.prune(date);
+        });
+        if tokens > 0
+            && let Ok(mut pending) = self.pending.lock()
+        {
+            let entry = pending.entry((channel_id, date)).or_default();
+            *entry = entry.saturating_add(tokens);
+        }
+    }
+
+    /// Takes every delta that is not yet durable.
+    pub fn take_pending(&self) -> Vec<UsageDelta> {
+        let Ok(mut pending) = self.pending.lock() else {
+            return Vec::new();
+        };
+        std::mem::take(&mut *pending)
+            .into_iter()
+            .map(|((channel_id, date), tokens)| UsageDelta {
+                channel_id,
+                date,
+                tokens,
+            })
+            .collect()
+    }
+
+    /// Puts deltas back after the store failed to take them; they are retried
+    /// on the next flush and stay counted (and enforced) meanwhile.
+    pub fn restore_pending(&self, deltas: Vec<UsageDelta>) {
+        if let Ok(mut pending) = self.pending.lock() {
+            for delta in deltas {
+                let entry = pending.entry((delta.channel_id, delta.date)).or_default();
+                *entry = entry.saturating_add(delta.tokens);
+            }
+        }
+    }
+
+    /// Tokens counted but not yet durable, in all.
+    pub fn pending_tokens(&self) -> u64 {
+        self.pending
+            .lock()
+            .map(|pending| pending.values().copied().sum())
+            .unwrap_or(0)
+    }
+
+    /// Zeroes a channel's count for `date`, including deltas not yet durable.
+    pub fn reset(&self, channel_id: ChannelId, date: NaiveDate) {
+        self.with_channel(channel_id, |days| {
+            days.used.insert(date, 0);
+        });
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(&(channel_id, date));
+        }
+    }
+
+    /// Forgets a deleted channel.
+    pub fn forget(&self, channel_id: ChannelId) {
+        if let Ok(mut channels) = self.channels.write() {
+            channels.remove(&channel_id);
+        }
+    }
+
+    fn existing(&self, channel_id: ChannelId) -> Option<Arc<Mutex<ChannelDays>>> {
+        self.channels.read().ok()?.get(&channel_id).cloned()
+    }
+
+    fn with_channel(&self, channel_id: ChannelId, change: impl FnOnce(&mut ChannelDays)) {
+        let days = match self.existing(channel_id) {
+            Some(days) => days,
+            None => match self.channels.write() {
+                Ok(mut channels) => Arc::clone(channels.entry(channel_id).or_default()),
+                Err(_) => return,
+            },
+        };
+        if let Ok(mut days) = days.lock() {
+            change(&mut days);
+        }
+    }
+}
+
+/// Tokens held for an admitted request until it completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a reservation must be counted or released"]
+pub struct Reservation {
+    pub channel_id: ChannelId,
+    pub date: NaiveDate,
+    pub tokens: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn noon() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap()
+    }
+
+    const ONE: ChannelId = ChannelId(1);
+
+    fn cap(limit: u64) -> Cap {
+        Cap {
+            limit,
+            zone: Tz::UTC,
+        }
+    }
+
+    /// A request is admitted only while used + reserved is below the limit.
+    #[test]
+    fn reservations_count_against_the_cap() {
+        let meter = Meter::new();
+        let first = meter.try_reserve(ONE, cap(1000), 600, noon()).unwrap();
+        let second = meter.try_reserve(ONE, cap(1000), 600, noon()).unwrap();
+        assert!(meter.try_reserve(ONE, cap(1000), 1, noon()).is_err());
+        meter.release(second);
+        meter.count(ONE, Tz::UTC, 500, Some(first), noon());
+        let view = meter.view(ONE, Tz::UTC, noon());
+        assert_eq!((view.used, view.reserved), (500, 0));
+        assert!(!meter.is_capped(ONE, cap(1000), noon()));
+        assert!(meter.is_capped(ONE, cap(500), noon()));
+        assert!(!meter.is_capped(ONE, cap(0), noon()));
+    }
+
+    /// Counts land on the completion day, and the new day starts from zero.
+    #[test]
+    fn counts_land_on_the_completion_day() {
+        let meter = Meter::new();
+        let before = Utc.with_ymd_and_hms(2026, 11, 28, 23, 59, 59).unwrap();
+        let after = before + chrono::Duration::seconds(2);
+        let reservation = meter.try_reserve(ONE, cap(100), 50, before).unwrap();
+        meter.count(ONE, Tz::UTC, 40, Some(reservation), after);
+        assert_eq!(meter.view(ONE, Tz::UTC, before).used, 0);
+        assert_eq!(meter.view(ONE, Tz::UTC, before).reserved, 0);
+        assert_eq!(meter.view(ONE, Tz::UTC, after).used, 40);
+    }
+
+    /// Pending deltas aggregate, can be restored after a failed flush, and a
+    /// reset discards the day's pending tokens.
+    #[test]
+    fn pending_deltas_are_kept_until_stored() {
+        let meter = Meter::new();
+        meter.count(ONE, Tz::UTC, 10, None, noon());
+        meter.count(ONE, Tz::UTC, 5, None, noon());
+        let taken = meter.take_pending();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].tokens, 15);
+        assert_eq!(meter.pending_tokens(), 0);
+        meter.restore_pending(taken);
+        meter.count(ONE, Tz::UTC, 1, None, noon());
+        assert_eq!(meter.pending_tokens(), 16);
+        meter.reset(ONE, taken_date());
+        assert_eq!(meter.pending_tokens(), 0);
+        assert_eq!(meter.view(ONE, Tz::UTC, noon()).used, 0);
+    }
+
+    fn taken_date() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
+    }
+
+    /// 64 threads reserving concurrently never admit past the cap.
+    #[test]
+    fn concurrent_reservations_respect_the_cap() {
+        let meter = Arc::new(Meter::new());
+        let admitted: u64 = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..64)
+                .map(|_| {
+                    let meter = Arc::clone(&meter);
+                    scope.spawn(move || {
+                        (0..100)
+                            .filter(|_| meter.try_reserve(ONE, cap(20_000), 800, noon()).is_ok())
+                            .count() as u64
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().unwrap())
+                .sum()
+        });
+        // Admission stops once reservations reach the cap: 25 × 800 = 20,000.
+        assert_eq!(admitted, 25);
+    }
+}

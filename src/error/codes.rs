@@ -1,0 +1,91 @@
+//! The table of stable error codes: one row per code, with its HTTP status
+//! and OpenAI error type. Adding a code means choosing both here.
+
+use axum::http::StatusCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// Malformed JSON, a wrong type, a missing or unknown field.
+    InvalidRequest,
+    /// No credentials, or credentials we do not know.
+    Unauthorized,
+    /// A known API key that is disabled or expired, or a model it may not use.
+    Forbidden,
+    NotFound,
+    /// The change conflicts with other state (a channel still bound by API keys).
+    Conflict,
+    /// No enabled channel serves the requested model for this key.
+    ModelNotFound,
+    PayloadTooLarge,
+    /// Every candidate channel failed; the last upstream error is summarised.
+    UpstreamFailed,
+    /// Every candidate channel was unreachable (connect error or timeout).
+    UpstreamUnavailable,
+    /// An upstream 4xx that says the request itself is bad, passed through.
+    UpstreamRejected,
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for completeness tests (i18n, documentation).
+    pub const ALL: [ErrorCode; 11] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::ModelNotFound,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UpstreamFailed,
+        ErrorCode::UpstreamUnavailable,
+        ErrorCode::UpstreamRejected,
+        ErrorCode::Internal,
+    ];
+
+    /// The stable code string clients may match on. Never localized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::Unauthorized => "invalid_api_key",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::ModelNotFound => "model_not_found",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UpstreamFailed => "upstream_error",
+            ErrorCode::UpstreamUnavailable => "upstream_unavailable",
+            ErrorCode::UpstreamRejected => "upstream_rejected",
+            ErrorCode::Internal => "internal_error",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound | ErrorCode::ModelNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UpstreamFailed => StatusCode::BAD_GATEWAY,
+            ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::UpstreamRejected => StatusCode::BAD_REQUEST,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The OpenAI error `type` for this code.
+    pub fn openai_type(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest
+            | ErrorCode::NotFound
+            | ErrorCode::Conflict
+            | ErrorCode::ModelNotFound
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::UpstreamRejected => "invalid_request_error",
+            ErrorCode::Unauthorized | ErrorCode::Forbidden => "authentication_error",
+            ErrorCode::UpstreamFailed | ErrorCode::UpstreamUnavailable => "upstream_error",
+            ErrorCode::Internal => "server_error",
+        }
+    }
+}

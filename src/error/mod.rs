@@ -1,0 +1,130 @@
+//! The one boundary where internal failures become client-visible errors.
+//!
+//! Every error a client can see has a stable [`ErrorCode`]. From the code come
+//! the HTTP status and the OpenAI `type`; the message is the only part that
+//! varies. Two renderings exist: the OpenAI envelope on `/v1/*` and the admin
+//! envelope on `/api/*`. Internal details (SQL errors, upstream keys) are
+//! logged here once and never reach the client.
+
+mod codes;
+
+pub use codes::ErrorCode;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error on its way to a client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The request field at fault, as a dotted path (`settings.daily_token_limit`).
+    pub field: Option<String>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
+    /// Overrides the code's default status (used to pass upstream 4xx through).
+    pub status: Option<StatusCode>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+            status: None,
+        }
+    }
+
+    /// A validation failure on one field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::InvalidRequest, message).with_field(field)
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    /// An internal failure: logged in full here, summarised to the client.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %error, "{context}");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> ApiError {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status.unwrap_or_else(|| self.code.status())
+    }
+
+    /// Renders the OpenAI envelope `{"error":{"message","type","param","code"}}`.
+    pub fn openai(self) -> OpenAiError {
+        OpenAiError(self)
+    }
+
+    fn finish(&self, body: serde_json::Value) -> Response {
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+/// The admin rendering: `{"error":{"code","message","field"}}`.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {
+            "code": self.code.as_str(),
+            "message": self.message,
+            "field": self.field,
+        }});
+        self.finish(body)
+    }
+}
+
+/// An [`ApiError`] rendered in the OpenAI envelope, for `/v1/*`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAiError(pub ApiError);
+
+impl From<ApiError> for OpenAiError {
+    fn from(error: ApiError) -> OpenAiError {
+        OpenAiError(error)
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let error = self.0;
+        let body = json!({"error": {
+            "message": error.message,
+            "type": error.code.openai_type(),
+            "param": error.field,
+            "code": error.code.as_str(),
+        }});
+        error.finish(body)
+    }
+}

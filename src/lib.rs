@@ -1,0 +1,46 @@
+//! Sluicegate: a self-hosted LLM API gateway with per-channel daily token limits.
+//!
+//! # Layout
+//! - `cli` parses flags, env vars and the TOML file into a `config::Config`.
+//! - `server` opens the stores, builds `state::AppState`, serves `app()` and
+//!   shuts down gracefully.
+//! - `model` holds the domain types; `command` the state changes; `snapshot`
+//!   the in-memory view that serves requests.
+//! - `store` is the only module that touches SQLite or sled.
+//! - `routing` chooses channels; it is pure (no IO, no clock).
+//! - `relay` serves `/v1/*`: auth, routing, upstream calls, streaming, usage.
+//! - `admin` serves the JSON admin API under `/api`, and its OpenAPI document.
+//! - `error` is the one boundary where failures become client errors.
+//! - `logsink` writes request logs off the request path, in batches.
+//! - `admin_token` loads, checks and rotates the admin token.
+
+pub mod admin;
+pub mod admin_token;
+pub mod cli;
+pub mod clock;
+pub mod command;
+pub mod config;
+pub mod daily;
+pub mod error;
+pub mod logsink;
+pub mod model;
+pub mod relay;
+pub mod routing;
+pub mod server;
+pub mod snapshot;
+pub mod state;
+pub mod store;
+
+use axum::Router;
+
+pub use state::AppState;
+
+/// The whole HTTP application over a state, so tests can drive it without a socket.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(admin::router())
+        .merge(relay::router(&state))
+        .with_state(state)
+        // Outermost, so every response (admin, relay, errors, 404s) carries an id.
+        .layer(axum::middleware::from_fn(relay::request_id_layer))
+}

@@ -1,0 +1,43 @@
+//! The `sluicegate` binary: parse the command line, start logging, dispatch.
+//! Everything else lives in the library, so tests can drive it in-process.
+
+use std::process::ExitCode;
+
+use sluicegate::cli::{self, Action};
+use sluicegate::config::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let invocation = match cli::parse() {
+        Ok(invocation) => invocation,
+        Err(error) => {
+            eprintln!("sluicegate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match invocation.action {
+        Action::Serve => serve(invocation.config).await,
+        Action::AdminToken { rotate } => cli::admin_token(&invocation.config, rotate),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sluicegate: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    cli::init_logging(config.log_format, &config.log_level)?;
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("SLUICEGATE_") && !cli::is_known_env_var(&name) {
+            tracing::warn!(var = %name, "ignoring an unknown SLUICEGATE_ variable");
+        }
+    }
+    // reqwest is built without a default TLS provider; ring is ours. An
+    // error only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    sluicegate::server::run(config).await
+}

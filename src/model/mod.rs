@@ -1,0 +1,12 @@
+//! Domain types shared by every layer: channels, API keys and request-log rows.
+//!
+//! These are plain data. They know nothing of SQLite, HTTP or routing; the
+//! store persists them, the snapshot indexes them and the admin API renders them.
+
+mod channel;
+mod log;
+mod token;
+
+pub use channel::{Channel, ChannelId, ChannelSpec, ChannelStatus, ChannelType, mask_key};
+pub use log::{LogFilter, RequestLog};
+pub use token::{KeyHash, Token, TokenId, TokenSpec, TokenStatus};

@@ -1,0 +1,273 @@
+//! `POST /v1/chat/completions`: authenticate, parse, route, and retry across
+//! channels until one answers; then relay its reply, whole or streamed.
+//!
+//! The client's JSON is kept as a `serde_json::Map`, so unknown fields pass
+//! through untouched; only `model` is rewritten per channel, and streams get
+//! `stream_options.include_usage = true`. Client headers (auth included) are
+//! never forwarded.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::auth;
+use super::meter::Meter;
+use super::request_id::RequestId;
+use super::stream::relay_stream;
+use super::upstream::{self, Failure, Success};
+use super::usage::{self, RawUsage, TextMeasure};
+use crate::AppState;
+use crate::error::{ApiError, ErrorCode, OpenAiError};
+use crate::model::Token;
+use crate::routing::Plan;
+use crate::snapshot::Snapshot;
+
+pub const ENDPOINT: &str = "/v1/chat/completions";
+
+/// The parsed client request.
+struct ChatRequest {
+    body: Map<String, Value>,
+    model: String,
+    stream: bool,
+    /// The client asked for the usage chunk itself.
+    wants_usage: bool,
+}
+
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    request: Request,
+) -> Result<Response, OpenAiError> {
+    let started = Instant::now();
+    let snapshot = state.snapshot();
+    let token = auth::authenticate(request.headers(), &snapshot)
+        .map_err(|error| super::rejected(&request_id, ENDPOINT, error))?;
+    let mut meter = Meter::start(&state, &request_id, token.id, ENDPOINT, started);
+    let chat = match parse(&state, request, &token).await {
+        Ok(chat) => chat,
+        Err(error) => return Err(meter.fail(error)),
+    };
+    meter.request(&chat.model, chat.stream, usage::estimate_prompt(&chat.body));
+    relay(&state, &snapshot, &token, chat, meter).await
+}
+
+/// Reads and validates the body, within the size limit.
+async fn parse(state: &AppState, request: Request, token: &Token) -> Result<ChatRequest, ApiError> {
+    let limit = state.config.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+    let bytes = Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large(limit)
+            } else {
+                ApiError::new(ErrorCode::InvalidRequest, rejection.body_text())
+            }
+        })?;
+    let body: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|error| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("We could not parse the JSON body of your request: {error}"),
+        )
+    })?;
+    let model = match body.get("model") {
+        Some(Value::String(model)) if !model.is_empty() => model.clone(),
+        _ => {
+            return Err(ApiError::invalid(
+                "model",
+                "you must provide a model parameter",
+            ));
+        }
+    };
+    if !token.allows_model(&model) {
+        return Err(model_not_found(&model));
+    }
+    let stream = body.get("stream") == Some(&Value::Bool(true));
+    let wants_usage = body
+        .get("stream_options")
+        .and_then(|options| options.get("include_usage"))
+        == Some(&Value::Bool(true));
+    Ok(ChatRequest {
+        body,
+        model,
+        stream,
+        wants_usage,
+    })
+}
+
+/// Tries channels in plan order until one answers or the attempts run out.
+async fn relay(
+    state: &AppState,
+    snapshot: &Snapshot,
+    token: &Token,
+    mut chat: ChatRequest,
+    mut meter: Meter,
+) -> Result<Response, OpenAiError> {
+    let mut plan = Plan::for_token(snapshot, token, &chat.model, &|_| true);
+    if plan.is_empty() {
+        return Err(meter.fail(model_not_found(&chat.model)));
+    }
+    if chat.stream {
+        request_usage(&mut chat.body);
+    }
+    let max_attempts = state.config.max_retries as usize + 1;
+    let mut attempts = 0;
+    let mut last_failure = None;
+    let mut all_unreachable = true;
+    while attempts < max_attempts {
+        let Some(id) = plan.next(&mut rand::rng()) else {
+            break;
+        };
+        let Some(entry) = snapshot.channel(id) else {
+            continue;
+        };
+        attempts += 1;
+        let upstream_model = entry.channel.upstream_model(&chat.model);
+        meter.tried(id, upstream_model);
+        chat.body.insert(
+            "model".to_string(),
+            Value::String(upstream_model.to_string()),
+        );
+        let body = serde_json::to_vec(&chat.body)
+            .map_err(|error| meter.fail(ApiError::internal("encoding the upstream body", error)))?;
+        match upstream::attempt(state, entry, body, chat.stream).await {
+            Ok(Success::Complete {
+                status,
+                content_type,
+                body,
+            }) => {
+                return Ok(complete(meter, status, content_type, body));
+            }
+            Ok(Success::Streaming {
+                status,
+                first,
+                rest,
+            }) => {
+                meter.first_byte();
+                meter.respond(status, None);
+                let idle = state.config.stream_idle_timeout;
+                return Ok(relay_stream(
+                    meter,
+                    status,
+                    first,
+                    rest,
+                    !chat.wants_usage,
+                    idle,
+                ));
+            }
+            Err(Failure::Rejected {
+                status,
+                content_type,
+                body,
+            }) => {
+                meter.respond(status, Some(ErrorCode::UpstreamRejected.as_str()));
+                return Ok(verbatim(status, content_type, body));
+            }
+            Err(failure) => {
+                tracing::warn!(
+                    request_id = meter.request_id(),
+                    channel = id.0,
+                    ?failure,
+                    "upstream attempt failed"
+                );
+                all_unreachable &= matches!(failure, Failure::Unreachable(_));
+                last_failure = Some(failure);
+            }
+        }
+    }
+    Err(meter.fail(exhausted(attempts, last_failure, all_unreachable)))
+}
+
+/// Asks the upstream for the usage chunk, keeping other stream options.
+fn request_usage(body: &mut Map<String, Value>) {
+    let options = body
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !options.is_object() {
+        *options = Value::Object(Map::new());
+    }
+    if let Value::Object(options) = options {
+        options.insert("include_usage".to_string(), Value::Bool(true));
+    }
+}
+
+#[derive(Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<RawUsage>,
+}
+
+/// Relays a whole reply unchanged; the body is parsed only to find its usage.
+fn complete(
+    mut meter: Meter,
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+) -> Response {
+    let reported = serde_json::from_slice::<UsageOnly>(&body)
+        .ok()
+        .and_then(|reply| reply.usage);
+    let completion = match reported {
+        Some(_) => TextMeasure::default(),
+        None => serde_json::from_slice::<Value>(&body)
+            .map(|reply| usage::measure_reply(&reply))
+            .unwrap_or_default(),
+    };
+    meter.served(reported, completion);
+    meter.respond(status, None);
+    verbatim(status, content_type, body)
+}
+
+/// An upstream reply passed through as it came: status, content type, body.
+fn verbatim(status: StatusCode, content_type: Option<HeaderValue>, body: Bytes) -> Response {
+    let mut response = (status, Body::from(body)).into_response();
+    let content_type = content_type.unwrap_or(HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response
+}
+
+fn exhausted(attempts: usize, last: Option<Failure>, all_unreachable: bool) -> ApiError {
+    let code = if all_unreachable {
+        ErrorCode::UpstreamUnavailable
+    } else {
+        ErrorCode::UpstreamFailed
+    };
+    let last = match last {
+        Some(Failure::Unreachable(text) | Failure::Failed(text)) => text,
+        _ => "no channel could be tried".to_string(),
+    };
+    let plural = if attempts == 1 { "" } else { "s" };
+    ApiError::new(
+        code,
+        format!("{attempts} upstream attempt{plural} failed; last error: {last}"),
+    )
+}
+
+fn model_not_found(model: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::ModelNotFound,
+        format!("The model `{model}` does not exist or you do not have access to it."),
+    )
+    .with_field("model")
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("The request body exceeds the limit of {limit} bytes."),
+    )
+}

@@ -1,0 +1,293 @@
+//! One attempt against one channel: build the upstream request, send it, and
+//! classify what came back. Retrying across channels is `chat`'s business.
+//!
+//! An attempt ends before anything reaches the client: with the whole body of
+//! a non-stream reply, or with the first chunk of a stream. That is the point
+//! up to which a retry is still allowed.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+
+use crate::AppState;
+use crate::snapshot::ChannelEntry;
+
+/// The upstream's body after the first chunk.
+pub type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// The longest summary of an upstream error we show a client.
+const SUMMARY_CHARS: usize = 200;
+/// The most of an upstream error body we read.
+const ERROR_BODY_LIMIT: usize = 1024 * 1024;
+
+/// A successful attempt.
+pub enum Success {
+    /// A non-stream reply, read whole.
+    Complete {
+        status: StatusCode,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+    },
+    /// A stream whose first chunk has arrived.
+    Streaming {
+        status: StatusCode,
+        first: Bytes,
+        rest: ByteStream,
+    },
+}
+
+/// A failed attempt.
+#[derive(Debug)]
+pub enum Failure {
+    /// Connect error or timeout: the channel could not be reached in time.
+    Unreachable(String),
+    /// A retryable failure of the channel (401, 403, 408, 429, 5xx, broken body).
+    Failed(String),
+    /// An upstream 4xx about the request itself: passed to the client verbatim.
+    Rejected {
+        status: StatusCode,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+    },
+}
+
+/// Whether an upstream status means "try another channel".
+pub fn is_retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 401 | 403 | 408 | 429) || status.is_server_error()
+}
+
+/// Sends `body` to `entry`'s channel and waits for its first byte (headers and,
+/// for streams, the first chunk) within the configured timeout.
+pub async fn attempt(
+    state: &AppState,
+    entry: &ChannelEntry,
+    body: Vec<u8>,
+    stream: bool,
+) -> Result<Success, Failure> {
+    let Some(key) = entry.next_key() else {
+        return Err(Failure::Failed(
+            "the channel has no upstream key".to_string(),
+        ));
+    };
+    let url = format!(
+        "{}/chat/completions",
+        entry.channel.spec.base_url.trim_end_matches('/')
+    );
+    let request = state
+        .http
+        .post(url)
+        .bearer_auth(key)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body);
+    let timeout = state.config.first_byte_timeout;
+    let head = tokio::time::timeout(timeout, async {
+        let response = request.send().await.map_err(classify)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(failure(status, response, key).await);
+        }
+        if !stream {
+            return Ok(Head::Whole(response));
+        }
+        let mut rest: ByteStream = Box::pin(response.bytes_stream());
+        let first = first_chunk(&mut rest).await?;
+        Ok(Head::Streaming(Success::Streaming {
+            status,
+            first,
+            rest,
+        }))
+    })
+    .await
+    .map_err(|_| Failure::Unreachable(format!("no first byte within {timeout:?}")))??;
+    match head {
+        Head::Streaming(success) => Ok(success),
+        Head::Whole(response) => {
+            let status = response.status();
+            let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+            let body = read_body(response, state.config.stream_idle_timeout, usize::MAX).await?;
+            Ok(Success::Complete {
+                status,
+                content_type,
+                body,
+            })
+        }
+    }
+}
+
+/// What arrived within the first-byte timeout.
+enum Head {
+    Streaming(Success),
+    /// A non-stream success whose body is still to be read.
+    Whole(reqwest::Response),
+}
+
+/// The first non-empty chunk of a stream.
+async fn first_chunk(rest: &mut ByteStream) -> Result<Bytes, Failure> {
+    loop {
+        match rest.next().await {
+            Some(Ok(chunk)) if chunk.is_empty() => continue,
+            Some(Ok(chunk)) => return Ok(chunk),
+            Some(Err(error)) => return Err(classify(error)),
+            None => {
+                return Err(Failure::Failed(
+                    "the upstream stream ended before any data".to_string(),
+                ));
+            }
+        }
+    }
+}
+
+/// Reads a body chunk by chunk, allowing at most `idle` between chunks, up to `limit` bytes.
+async fn read_body(
+    response: reqwest::Response,
+    idle: Duration,
+    limit: usize,
+) -> Result<Bytes, Failure> {
+    let mut chunks = response.bytes_stream();
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    loop {
+        let next = tokio::time::timeout(idle, chunks.next())
+            .await
+            .map_err(|_| Failure::Unreachable(format!("the upstream body stalled for {idle:?}")))?;
+        let chunk = match next {
+            Some(chunk) => chunk.map_err(classify)?,
+            None => break,
+        };
+        // The common case is a single chunk: keep it without copying.
+        match first.take() {
+            None if joined.is_empty() => first = Some(chunk),
+            held => {
+                if let Some(held) = held {
+                    joined.extend_from_slice(&held);
+                }
+                joined.extend_from_slice(&chunk);
+            }
+        }
+        if first.as_ref().map_or(joined.len(), Bytes::len) >= limit {
+            break;
+        }
+    }
+    Ok(first.unwrap_or_else(|| joined.freeze()))
+}
+
+/// Classifies a non-2xx reply: retryable, or a rejection to pass through.
+async fn failure(status: StatusCode, response: reqwest::Response, key: &str) -> Failure {
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let body = read_body(response, Duration::from_secs(30), ERROR_BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    if is_retryable(status) || !status.is_client_error() {
+        Failure::Failed(summarise(status, &body, key))
+    } else {
+        Failure::Rejected {
+            status,
+            content_type,
+            body,
+        }
+    }
+}
+
+/// A transport error: connect errors and timeouts mean "unreachable".
+fn classify(error: reqwest::Error) -> Failure {
+    let unreachable = error.is_connect() || error.is_timeout();
+    // The URL may carry provider secrets in its query; the key is a header and never shows.
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if unreachable {
+        Failure::Unreachable(text)
+    } else {
+        Failure::Failed(text)
+    }
+}
+
+/// `upstream returned 429 Too Many Requests: <message>`, the message taken from
+/// a JSON error body when there is one, shortened, and scrubbed of the key.
+pub fn summarise(status: StatusCode, body: &[u8], key: &str) -> String {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| {
+            let message = value
+                .pointer("/error/message")
+                .or_else(|| value.get("error"))
+                .or_else(|| value.get("message"))?;
+            message.as_str().map(str::to_string)
+        });
+    let mut summary = format!("upstream returned {status}");
+    if let Some(message) = message {
+        let mut short: String = message.chars().take(SUMMARY_CHARS).collect();
+        if short.len() < message.len() {
+            short.push('…');
+        }
+        if !key.is_empty() {
+            short = short.replace(key, "***");
+        }
+        summary.push_str(": ");
+        summary.push_str(&short);
+    }
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 401/403/408/429/5xx retry; other statuses do not.
+    #[test]
+    fn retryable_statuses() {
+        let cases = [
+            (400, false),
+            (401, true),
+            (403, true),
+            (404, false),
+            (408, true),
+            (422, false),
+            (429, true),
+            (500, true),
+            (503, true),
+        ];
+        for (code, retry) in cases {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+            assert_eq!(is_retryable(status), retry, "{code}");
+        }
+    }
+
+    /// Summaries quote a JSON error message, shortened, never the key.
+    #[test]
+    fn summaries_hide_keys() {
+        let cases: [(&[u8], &str); 4] = [
+            (
+                br#"{"error":{"message":"bad key sk-secret"}}"#,
+                "upstream returned 401 Unauthorized: bad key ***",
+            ),
+            (
+                br#"{"error":"plain"}"#,
+                "upstream returned 401 Unauthorized: plain",
+            ),
+            (b"<html>oops</html>", "upstream returned 401 Unauthorized"),
+            (b"", "upstream returned 401 Unauthorized"),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(
+                summarise(StatusCode::UNAUTHORIZED, body, "sk-secret"),
+                expected
+            );
+        }
+        let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(500));
+        assert!(
+            summarise(StatusCode::BAD_GATEWAY, long.as_bytes(), "k")
+                .chars()
+                .count()
+                < 260
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! Start-up and shutdown: open the stores, assemble the state, serve, and on
+//! SIGINT/SIGTERM stop accepting, let in-flight requests finish (bounded by
+//! `shutdown_grace`), drain the request-log queue and flush the stores.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin_token::AdminAuth;
+use crate::config::Config;
+use crate::logsink::LogSink;
+use crate::state::AppState;
+use crate::store::Store;
+
+/// A server that is accepting connections.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    /// Stops accepting new connections; in-flight requests continue.
+    stop_accepting: CancellationToken,
+    /// Stops background tasks (the log writer), after the HTTP side is done.
+    stop_background: CancellationToken,
+    background: TaskTracker,
+    serving: JoinHandle<std::io::Result<()>>,
+}
+
+/// Installs the process-wide TLS provider (ring) used by the upstream
+/// client. Idempotent.
+pub fn install_tls_provider() {
+    // An error only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Opens everything and starts serving on `config.listen`.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    install_tls_provider();
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    let admin = AdminAuth::load(&data_dir, config.admin_token.as_deref())
+        .with_context(|| format!("loading the admin token in {}", data_dir.display()))?;
+    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+        .await?
+        .with_context(|| format!("opening the stores in {}", config.data_dir.display()))?;
+
+    let background = TaskTracker::new();
+    let stop_background = CancellationToken::new();
+    let logs = LogSink::spawn(store.clone(), &background, stop_background.clone());
+    let listen = config.listen;
+    let state = AppState::new(config, store, logs, admin)
+        .await
+        .context("loading channels and API keys")?;
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+
+    let stop_accepting = CancellationToken::new();
+    let service = crate::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let serving = tokio::spawn(
+        axum::serve(listener, service)
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+            .into_future(),
+    );
+    Ok(Running {
+        addr,
+        state,
+        stop_accepting,
+        stop_background,
+        background,
+        serving,
+    })
+}
+
+impl Running {
+    /// Graceful stop: no new connections, in-flight requests get up to
+    /// `shutdown_grace`, then the log queue is drained and the stores flushed.
+    pub async fn stop(self) {
+        self.stop_accepting.cancel();
+        let grace = self.state.config.shutdown_grace;
+        let mut serving = self.serving;
+        match tokio::time::timeout(grace, &mut serving).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::error!(%error, "server error during shutdown"),
+            Ok(Err(error)) => tracing::error!(%error, "server task failed"),
+            Err(_) => {
+                tracing::warn!(grace = ?grace, "in-flight requests outlived the grace period; closing them");
+                serving.abort();
+            }
+        }
+        self.stop_background.cancel();
+        self.background.close();
+        self.background.wait().await;
+        match self.state.store.flush().await {
+            Ok(()) => tracing::info!("stores flushed; stopped"),
+            Err(error) => tracing::error!(%error, "flushing the stores failed"),
+        }
+    }
+}
+
+/// Serves until SIGINT or SIGTERM, then stops gracefully.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    shutdown_signal().await;
+    tracing::info!("shutdown signal received; draining");
+    running.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

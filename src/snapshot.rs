@@ -1,0 +1,129 @@
+//! The immutable, in-memory view of channels and API keys that serves every
+//! request. It is rebuilt from the store after each admin write and swapped in
+//! atomically (`ArcSwap` in `state`), so a request sees the old view or the
+//! new one, never a mix. Nothing on the request path reads SQLite.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::model::{Channel, ChannelId, KeyHash, Token, TokenId};
+
+/// A channel plus the small amount of live state routing needs.
+#[derive(Debug)]
+pub struct ChannelEntry {
+    pub channel: Channel,
+    /// Round-robin position over the channel's keys. Carried over from the
+    /// previous snapshot so that a config write does not restart rotation.
+    key_cursor: Arc<AtomicUsize>,
+}
+
+impl ChannelEntry {
+    /// The next upstream key in round-robin order, or `None` if the channel has no key.
+    pub fn next_key(&self) -> Option<&str> {
+        let keys = &self.channel.spec.keys;
+        if keys.is_empty() {
+            return None;
+        }
+        let position = self.key_cursor.fetch_add(1, Ordering::Relaxed);
+        keys.get(position % keys.len()).map(String::as_str)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    channels: BTreeMap<ChannelId, Arc<ChannelEntry>>,
+    tokens_by_hash: HashMap<KeyHash, Arc<Token>>,
+    tokens_by_id: BTreeMap<TokenId, Arc<Token>>,
+    /// group → model → enabled channels serving it, in id order.
+    routes: HashMap<String, HashMap<String, Vec<ChannelId>>>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot, keeping the key rotation of channels that `previous` knew.
+    pub fn build(
+        channels: Vec<Channel>,
+        tokens: Vec<Token>,
+        previous: Option<&Snapshot>,
+    ) -> Snapshot {
+        let mut routes: HashMap<String, HashMap<String, Vec<ChannelId>>> = HashMap::new();
+        let mut entries = BTreeMap::new();
+        for channel in channels {
+            if channel.is_enabled() {
+                for group in &channel.spec.groups {
+                    let models = routes.entry(group.clone()).or_default();
+                    for model in &channel.spec.models {
+                        models.entry(model.clone()).or_default().push(channel.id);
+                    }
+                }
+            }
+            let key_cursor = previous
+                .and_then(|snapshot| snapshot.channels.get(&channel.id))
+                .map(|entry| Arc::clone(&entry.key_cursor))
+                .unwrap_or_default();
+            entries.insert(
+                channel.id,
+                Arc::new(ChannelEntry {
+                    channel,
+                    key_cursor,
+                }),
+            );
+        }
+        for ids in routes.values_mut().flat_map(HashMap::values_mut) {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        let mut tokens_by_hash = HashMap::with_capacity(tokens.len());
+        let mut tokens_by_id = BTreeMap::new();
+        for token in tokens {
+            let token = Arc::new(token);
+            tokens_by_hash.insert(token.key_hash.clone(), Arc::clone(&token));
+            tokens_by_id.insert(token.id, token);
+        }
+        Snapshot {
+            channels: entries,
+            tokens_by_hash,
+            tokens_by_id,
+            routes,
+        }
+    }
+
+    pub fn channel(&self, id: ChannelId) -> Option<&Arc<ChannelEntry>> {
+        self.channels.get(&id)
+    }
+
+    /// Every channel, in id order.
+    pub fn channels(&self) -> impl Iterator<Item = &Arc<ChannelEntry>> {
+        self.channels.values()
+    }
+
+    pub fn token_by_hash(&self, hash: &KeyHash) -> Option<&Arc<Token>> {
+        self.tokens_by_hash.get(hash)
+    }
+
+    pub fn token(&self, id: TokenId) -> Option<&Arc<Token>> {
+        self.tokens_by_id.get(&id)
+    }
+
+    /// Every API key, in id order.
+    pub fn tokens(&self) -> impl Iterator<Item = &Arc<Token>> {
+        self.tokens_by_id.values()
+    }
+
+    /// Enabled channels in `group` that list `model`, in id order.
+    pub fn routes(&self, group: &str, model: &str) -> &[ChannelId] {
+        self.routes
+            .get(group)
+            .and_then(|models| models.get(model))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Every model some enabled channel of `group` serves, sorted.
+    pub fn models_in_group(&self, group: &str) -> BTreeSet<&str> {
+        self.routes
+            .get(group)
+            .map(|models| models.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+}

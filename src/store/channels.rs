@@ -1,0 +1,171 @@
+//! Channel rows: JSON columns for the list-valued fields, one row per channel.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Error, time};
+use crate::model::{Channel, ChannelId, ChannelSpec, ChannelStatus, ChannelType};
+
+const COLUMNS: &str = "id, name, type, base_url, keys, models, model_mapping, channel_groups, \
+                       priority, weight, status, settings, created_at, updated_at";
+
+pub fn all(connection: &Connection) -> Result<Vec<Channel>, Error> {
+    let mut statement =
+        connection.prepare(&format!("SELECT {COLUMNS} FROM channels ORDER BY id"))?;
+    let rows = statement.query_map([], read_row)?;
+    rows.map(|row| row?).collect()
+}
+
+pub fn get(connection: &Connection, id: ChannelId) -> Result<Channel, Error> {
+    connection
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM channels WHERE id = ?1"),
+            [id.0],
+            read_row,
+        )
+        .optional()?
+        .ok_or(Error::NotFound("channel"))?
+}
+
+pub fn insert(
+    connection: &Connection,
+    spec: &ChannelSpec,
+    at: DateTime<Utc>,
+) -> Result<Channel, Error> {
+    let columns = Encoded::of(spec)?;
+    let stamp = time::encode(at);
+    connection.execute(
+        "INSERT INTO channels (name, type, base_url, keys, models, model_mapping, channel_groups, \
+         priority, weight, status, settings, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+        params![
+            spec.name,
+            spec.kind.as_str(),
+            spec.base_url,
+            columns.keys,
+            columns.models,
+            columns.model_mapping,
+            columns.groups,
+            spec.priority,
+            spec.weight,
+            spec.status.as_str(),
+            columns.settings,
+            stamp,
+        ],
+    )?;
+    get(connection, ChannelId(connection.last_insert_rowid()))
+}
+
+pub fn update(
+    connection: &Connection,
+    id: ChannelId,
+    spec: &ChannelSpec,
+    at: DateTime<Utc>,
+) -> Result<Channel, Error> {
+    let columns = Encoded::of(spec)?;
+    let changed = connection.execute(
+        "UPDATE channels SET name = ?2, type = ?3, base_url = ?4, keys = ?5, models = ?6, \
+         model_mapping = ?7, channel_groups = ?8, priority = ?9, weight = ?10, status = ?11, \
+         settings = ?12, updated_at = ?13 WHERE id = ?1",
+        params![
+            id.0,
+            spec.name,
+            spec.kind.as_str(),
+            spec.base_url,
+            columns.keys,
+            columns.models,
+            columns.model_mapping,
+            columns.groups,
+            spec.priority,
+            spec.weight,
+            spec.status.as_str(),
+            columns.settings,
+            time::encode(at),
+        ],
+    )?;
+    if changed == 0 {
+        return Err(Error::NotFound("channel"));
+    }
+    get(connection, id)
+}
+
+pub fn delete(connection: &Connection, id: ChannelId) -> Result<(), Error> {
+    match connection.execute("DELETE FROM channels WHERE id = ?1", [id.0])? {
+        0 => Err(Error::NotFound("channel")),
+        _ => Ok(()),
+    }
+}
+
+/// The JSON-encoded columns of a spec.
+struct Encoded {
+    keys: String,
+    models: String,
+    model_mapping: String,
+    groups: String,
+    settings: String,
+}
+
+impl Encoded {
+    fn of(spec: &ChannelSpec) -> Result<Encoded, Error> {
+        let encode = |value: serde_json::Result<String>| {
+            value.map_err(|error| Error::Corrupt(format!("encoding channel: {error}")))
+        };
+        Ok(Encoded {
+            keys: encode(serde_json::to_string(&spec.keys))?,
+            models: encode(serde_json::to_string(&spec.models))?,
+            model_mapping: encode(serde_json::to_string(&spec.model_mapping))?,
+            groups: encode(serde_json::to_string(&spec.groups))?,
+            settings: encode(serde_json::to_string(&spec.settings))?,
+        })
+    }
+}
+
+/// Reads one row. The outer `rusqlite::Result` is for column access; the
+/// inner one for decoding our own encodings.
+fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<Channel, Error>> {
+    let id: i64 = row.get(0)?;
+    let name: String = row.get(1)?;
+    let kind: String = row.get(2)?;
+    let base_url: String = row.get(3)?;
+    let keys: String = row.get(4)?;
+    let models: String = row.get(5)?;
+    let model_mapping: String = row.get(6)?;
+    let groups: String = row.get(7)?;
+    let priority: i64 = row.get(8)?;
+    let weight: u32 = row.get(9)?;
+    let status: String = row.get(10)?;
+    let settings: String = row.get(11)?;
+    let created_at: String = row.get(12)?;
+    let updated_at: String = row.get(13)?;
+    Ok((|| {
+        let kind = match kind.as_str() {
+            "openai" => ChannelType::Openai,
+            other => return Err(Error::Corrupt(format!("channel {id} type {other:?}"))),
+        };
+        let status = ChannelStatus::parse(&status)
+            .ok_or_else(|| Error::Corrupt(format!("channel {id} status {status:?}")))?;
+        Ok(Channel {
+            id: ChannelId(id),
+            spec: ChannelSpec {
+                name,
+                kind,
+                base_url,
+                keys: decode(id, "keys", &keys)?,
+                models: decode(id, "models", &models)?,
+                model_mapping: decode(id, "model_mapping", &model_mapping)?,
+                groups: decode(id, "groups", &groups)?,
+                priority,
+                weight,
+                status,
+                settings: decode(id, "settings", &settings)?,
+            },
+            created_at: time::decode(&created_at)?,
+            updated_at: time::decode(&updated_at)?,
+        })
+    })())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(id: i64, what: &str, text: &str) -> Result<T, Error> {
+    serde_json::from_str(text)
+        .map_err(|error| Error::Corrupt(format!("channel {id} {what}: {error}")))
+}

@@ -1,0 +1,11 @@
+//! Sluicegate's integration tests: one test binary, real sockets on
+//! 127.0.0.1:0, a fake upstream written in Rust and the real server.
+
+// Test code may panic on setup failures: that is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod admin;
+mod binary;
+mod compat;
+mod relay;
+mod support;

@@ -1,0 +1,6 @@
+//! Test support: the fake OpenAI upstream and the gateway launchers.
+
+#![allow(dead_code)]
+
+pub mod gateway;
+pub mod upstream;
