@@ -6,9 +6,10 @@
 //! callers. Commands carry their own timestamps and ids so that applying one
 //! is deterministic on every node.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::daily::UsageDelta;
 use crate::model::{Channel, ChannelId, ChannelSpec, KeyHash, Token, TokenId, TokenSpec};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +41,31 @@ pub enum Command {
     DeleteToken {
         id: TokenId,
     },
+    /// Tokens counted since the last batch, per channel and day. Proposed in
+    /// batches by the usage flusher, never once per request.
+    AddUsage { deltas: Vec<UsageDelta> },
+    /// Zeroes one channel's count for one day (an admin action).
+    ResetUsage {
+        channel_id: ChannelId,
+        date: NaiveDate,
+        at: DateTime<Utc>,
+    },
+}
+
+impl Command {
+    /// Whether applying this command changes channels or keys, so the
+    /// snapshot must be rebuilt.
+    pub fn changes_config(&self) -> bool {
+        match self {
+            Command::CreateChannel { .. }
+            | Command::UpdateChannel { .. }
+            | Command::DeleteChannel { .. }
+            | Command::CreateToken { .. }
+            | Command::UpdateToken { .. }
+            | Command::DeleteToken { .. } => true,
+            Command::AddUsage { .. } | Command::ResetUsage { .. } => false,
+        }
+    }
 }
 
 /// What applying a command produced.
@@ -48,4 +74,6 @@ pub enum Applied {
     Channel(Channel),
     Token(Token),
     Deleted,
+    /// A usage command was applied.
+    Counted,
 }

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono_tz::Tz;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -34,6 +36,9 @@ pub struct Config {
     /// The admin token given by `SLUICEGATE_ADMIN_TOKEN`; otherwise the token
     /// file in the data dir is used.
     pub admin_token: Option<String>,
+    /// The zone whose midnight resets daily counters, unless a channel sets
+    /// its own `settings.daily_reset_timezone`.
+    pub timezone: Tz,
 }
 
 impl Default for Config {
@@ -50,6 +55,7 @@ impl Default for Config {
             max_body_bytes: 32 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
             admin_token: None,
+            timezone: crate::daily::day::system_zone(),
         }
     }
 }

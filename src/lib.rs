@@ -13,6 +13,10 @@
 //! - `error` is the one boundary where failures become client errors.
 //! - `logsink` writes request logs off the request path, in batches.
 //! - `admin_token` loads, checks and rotates the admin token.
+//! - `daily` owns the per-channel daily token limits: day math per zone, the
+//!   live counters with reservations, and the channel settings behind them.
+//! - `i18n` negotiates the client's locale and holds every client message.
+//! - `clock` injects time, so tests can cross midnight.
 
 pub mod admin;
 pub mod admin_token;
@@ -22,6 +26,7 @@ pub mod command;
 pub mod config;
 pub mod daily;
 pub mod error;
+pub mod i18n;
 pub mod logsink;
 pub mod model;
 pub mod relay;
@@ -41,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::router())
         .merge(relay::router(&state))
         .with_state(state)
+        .layer(axum::middleware::from_fn(i18n::layer))
         // Outermost, so every response (admin, relay, errors, 404s) carries an id.
         .layer(axum::middleware::from_fn(relay::request_id_layer))
 }

@@ -3,6 +3,8 @@
 //! `shutdown_grace`), drain the request-log queue and flush the stores.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::task::JoinHandle;
@@ -10,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin_token::AdminAuth;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::logsink::LogSink;
 use crate::state::AppState;
@@ -34,8 +37,19 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// How often counted tokens are made durable. Counts older than twice this
+/// survive a crash (the target is 100 ms).
+pub const USAGE_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// How often day counters older than the kept history are swept.
+const USAGE_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Opens everything and starts serving on `config.listen`.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with an injected clock, so tests can cross midnight.
+pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     install_tls_provider();
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
@@ -50,9 +64,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let stop_background = CancellationToken::new();
     let logs = LogSink::spawn(store.clone(), &background, stop_background.clone());
     let listen = config.listen;
-    let state = AppState::new(config, store, logs, admin)
+    let state = AppState::new(config, store, logs, admin, clock)
         .await
-        .context("loading channels and API keys")?;
+        .context("loading channels, API keys and day counters")?;
+    background.spawn(flush_usage(state.clone(), stop_background.clone()));
+    background.spawn(prune_usage(state.clone(), stop_background.clone()));
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -99,6 +115,35 @@ impl Running {
         match self.state.store.flush().await {
             Ok(()) => tracing::info!("stores flushed; stopped"),
             Err(error) => tracing::error!(%error, "flushing the stores failed"),
+        }
+    }
+}
+
+/// Makes counted tokens durable every [`USAGE_FLUSH_INTERVAL`], and once more
+/// when stopping, after the HTTP side has finished.
+async fn flush_usage(state: AppState, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => state.flush_usage().await,
+            () = stop.cancelled() => break,
+        }
+    }
+    state.flush_usage().await;
+    let left = state.counters.pending_tokens();
+    if left > 0 {
+        tracing::error!(pending_tokens = left, "stopping with counted tokens the counter store refused");
+    }
+}
+
+/// Sweeps counters past the kept history at start and then hourly.
+async fn prune_usage(state: AppState, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(USAGE_PRUNE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => state.prune_usage().await,
+            () = stop.cancelled() => return,
         }
     }
 }

@@ -7,12 +7,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use chrono_tz::Tz;
+
+use crate::daily::{Cap, settings};
 use crate::model::{Channel, ChannelId, KeyHash, Token, TokenId};
 
 /// A channel plus the small amount of live state routing needs.
 #[derive(Debug)]
 pub struct ChannelEntry {
     pub channel: Channel,
+    /// The daily limit and the zone of its day, parsed once from `settings`.
+    pub cap: Cap,
+    /// Tokens an admitted request reserves when it sets no `max_tokens`.
+    pub default_reserve: u64,
     /// Round-robin position over the channel's keys. Carried over from the
     /// previous snapshot so that a config write does not restart rotation.
     key_cursor: Arc<AtomicUsize>,
@@ -41,10 +48,12 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Builds a snapshot, keeping the key rotation of channels that `previous` knew.
+    /// `default_zone` is the zone of channels that set none.
     pub fn build(
         channels: Vec<Channel>,
         tokens: Vec<Token>,
         previous: Option<&Snapshot>,
+        default_zone: Tz,
     ) -> Snapshot {
         let mut routes: HashMap<String, HashMap<String, Vec<ChannelId>>> = HashMap::new();
         let mut entries = BTreeMap::new();
@@ -64,6 +73,8 @@ impl Snapshot {
             entries.insert(
                 channel.id,
                 Arc::new(ChannelEntry {
+                    cap: settings::cap_of(&channel.spec.settings, default_zone),
+                    default_reserve: settings::default_reserve(&channel.spec.settings),
                     channel,
                     key_cursor,
                 }),

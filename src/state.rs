@@ -1,14 +1,18 @@
 //! The state every handler shares: configuration, the store, the live
-//! snapshot, the request-log sink and the upstream HTTP client.
+//! snapshot, the daily counters, the request-log sink, the clock and the
+//! upstream HTTP client.
 //!
 //! `AppState::apply` is the single seam through which state changes flow.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use chrono::Days;
 
 use crate::admin_token::AdminAuth;
+use crate::clock::Clock;
 use crate::command::{Applied, Command};
+use crate::daily::{Counters, day};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::logsink::LogSink;
@@ -25,6 +29,9 @@ pub struct Inner {
     pub logs: LogSink,
     pub http: reqwest::Client,
     pub admin: AdminAuth,
+    pub clock: Arc<dyn Clock>,
+    /// Today's usage and reservations per channel: what the cap check reads.
+    pub counters: Counters,
     snapshot: ArcSwap<Snapshot>,
     /// Serialises apply + snapshot rebuild, so snapshots are swapped in the
     /// same order the store applied the commands.
@@ -46,9 +53,16 @@ impl AppState {
         store: Store,
         logs: LogSink,
         admin: AdminAuth,
+        clock: Arc<dyn Clock>,
     ) -> Result<AppState, store::Error> {
         let (channels, tokens) = store.load().await?;
-        let snapshot = Snapshot::build(channels, tokens, None);
+        let snapshot = Snapshot::build(channels, tokens, None, config.timezone);
+        let counters = Counters::new();
+        // Days are at most a day apart across zones; a few days back covers
+        // "today" in every zone and the recent history the counters keep.
+        let today = clock.now().date_naive();
+        let since = today.checked_sub_days(Days::new(3)).unwrap_or(today);
+        counters.load(store.usage_since(since).await?);
         let http = upstream_client(&config);
         Ok(AppState(Arc::new(Inner {
             config,
@@ -56,6 +70,8 @@ impl AppState {
             logs,
             http,
             admin,
+            clock,
+            counters,
             snapshot: ArcSwap::from_pointee(snapshot),
             write_lock: tokio::sync::Mutex::new(()),
         })))
@@ -70,12 +86,70 @@ impl AppState {
     /// returning, so the caller's next read sees its own write.
     pub async fn apply(&self, command: Command) -> Result<Applied, ApiError> {
         let _guard = self.write_lock.lock().await;
-        let applied = self.store.apply(command).await.map_err(ApiError::from)?;
-        let (channels, tokens) = self.store.load().await.map_err(ApiError::from)?;
-        let previous = self.snapshot.load();
-        let next = Snapshot::build(channels, tokens, Some(&previous));
-        self.snapshot.store(Arc::new(next));
+        self.apply_locked(command).await.map_err(ApiError::from)
+    }
+
+    async fn apply_locked(&self, command: Command) -> Result<Applied, store::Error> {
+        let changes_config = command.changes_config();
+        let effect = match &command {
+            Command::ResetUsage {
+                channel_id, date, ..
+            } => Some((*channel_id, *date)),
+            _ => None,
+        };
+        let deleted = match &command {
+            Command::DeleteChannel { id } => Some(*id),
+            _ => None,
+        };
+        let applied = self.store.apply(command).await?;
+        if let Some((channel_id, date)) = effect {
+            self.counters.reset(channel_id, date);
+        }
+        if let Some(channel_id) = deleted {
+            self.counters.forget(channel_id);
+        }
+        if changes_config {
+            let (channels, tokens) = self.store.load().await?;
+            let previous = self.snapshot.load();
+            let next = Snapshot::build(channels, tokens, Some(&previous), self.config.timezone);
+            self.snapshot.store(Arc::new(next));
+        }
         Ok(applied)
+    }
+
+    /// Makes counted tokens durable: takes the pending deltas and applies
+    /// them as one `Command::AddUsage`. If the store fails they are put back,
+    /// still counted and enforced, and retried on the next flush.
+    pub async fn flush_usage(&self) {
+        let _guard = self.write_lock.lock().await;
+        let deltas = self.counters.take_pending();
+        if deltas.is_empty() {
+            return;
+        }
+        let tokens: u64 = deltas.iter().map(|delta| delta.tokens).sum();
+        let command = Command::AddUsage {
+            deltas: deltas.clone(),
+        };
+        if let Err(error) = self.apply_locked(command).await {
+            tracing::warn!(%error, pending_tokens = tokens, "counter store write failed; keeping the counts in memory and retrying");
+            self.counters.restore_pending(deltas);
+        }
+    }
+
+    /// Deletes day counts older than the 90 days of kept history, and those
+    /// of channels that no longer exist.
+    pub async fn prune_usage(&self) {
+        let today = self.clock.now().date_naive();
+        let Some(before) = today.checked_sub_days(Days::new(day::HISTORY_DAYS)) else {
+            return;
+        };
+        let snapshot = self.snapshot();
+        let keep = move |id| snapshot.channel(id).is_some();
+        match self.store.prune_usage(before, keep).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "pruned old day counters"),
+            Err(error) => tracing::warn!(%error, "pruning day counters failed"),
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use super::openapi::ErrorBody;
 use super::validate::{self, ChannelDraft};
 use crate::AppState;
 use crate::command::{Applied, Command};
+use crate::i18n::Message;
 use crate::error::{ApiError, ErrorCode};
 use crate::model::{Channel, ChannelId, ChannelStatus, ChannelType, mask_key};
 
@@ -347,10 +348,9 @@ pub async fn delete(State(state): State<AppState>, Id(id): Id) -> Result<StatusC
     if !bound.is_empty() {
         return Err(ApiError::new(
             ErrorCode::Conflict,
-            format!(
-                "API keys {} are bound to this channel; unbind them first",
-                bound.join(", ")
-            ),
+            Message::ChannelInUse {
+                keys: bound.join(", "),
+            },
         ));
     }
     state.apply(Command::DeleteChannel { id }).await?;

@@ -15,6 +15,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::i18n::Message;
 
 /// A JSON request body. Unlike `axum::Json` it does not insist on a
 /// `Content-Type` header (so `curl -d` works), and every rejection is an
@@ -73,18 +74,28 @@ where
         let axum::extract::Path(raw) =
             axum::extract::Path::<String>::from_request_parts(parts, state)
                 .await
-                .map_err(|rejection| ApiError::invalid("id", rejection.body_text()))?;
+                .map_err(|_| ApiError::invalid("id", Message::IdNotInteger))?;
         raw.parse()
             .map(Id)
-            .map_err(|_| ApiError::invalid("id", "id must be an integer"))
+            .map_err(|_| ApiError::invalid("id", Message::IdNotInteger))
     }
 }
 
+/// A 400 whose detail (serde's or axum's own words) is data, kept as it is
+/// inside a localized sentence.
+fn invalid_value(detail: String) -> ApiError {
+    ApiError::new(ErrorCode::InvalidRequest, Message::InvalidValue { detail })
+}
+
+/// axum's default body limit, which the admin routes keep.
+const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+        let limit = BODY_LIMIT;
+        ApiError::new(ErrorCode::PayloadTooLarge, Message::BodyTooLarge { limit })
     } else {
-        ApiError::new(ErrorCode::InvalidRequest, rejection.body_text())
+        invalid_value(rejection.body_text())
     }
 }
 
@@ -102,10 +113,10 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
                 Some((path, message)) => located_error(path, without_position(message)),
                 None => located_error(".", without_position(rest)),
             },
-            None => ApiError::new(ErrorCode::InvalidRequest, text),
+            None => invalid_value(text),
         },
         // Syntax errors keep serde's line and column: they help find the typo.
-        _ => ApiError::new(ErrorCode::InvalidRequest, text),
+        _ => invalid_value(text),
     }
 }
 
@@ -116,7 +127,7 @@ fn query_error(rejection: &QueryRejection) -> ApiError {
         .and_then(|rest| rest.split_once(": "))
     {
         Some((path, message)) => located_error(path, message),
-        None => ApiError::new(ErrorCode::InvalidRequest, text),
+        None => invalid_value(text),
     }
 }
 
@@ -131,7 +142,7 @@ fn located_error(path: &str, message: &str) -> ApiError {
         }
         field.push_str(missing);
     }
-    let error = ApiError::new(ErrorCode::InvalidRequest, message.to_string());
+    let error = invalid_value(message.to_string());
     if field.is_empty() {
         error
     } else {
@@ -214,7 +225,12 @@ mod tests {
         for (path, message, field) in cases {
             let error = located_error(path, message);
             assert_eq!(error.field.as_deref(), field, "{path} / {message}");
-            assert_eq!(error.message, message);
+            assert_eq!(
+                error.message,
+                crate::error::Text::Catalog(Message::InvalidValue {
+                    detail: message.to_string()
+                })
+            );
         }
     }
 

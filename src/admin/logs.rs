@@ -11,6 +11,7 @@ use super::json::Query;
 use super::openapi::ErrorBody;
 use super::validate;
 use crate::AppState;
+use crate::i18n::Message;
 use crate::error::ApiError;
 use crate::model::{ChannelId, LogFilter, RequestLog, TokenId};
 
@@ -56,7 +57,7 @@ impl LogQuery {
         if let (Some(since), Some(until)) = (since, until)
             && since > until
         {
-            return Err(ApiError::invalid("until", "until must not be before since"));
+            return Err(ApiError::invalid("until", Message::UntilBeforeSince));
         }
         Ok(LogFilter {
             channel_id: self.channel_id.map(ChannelId),

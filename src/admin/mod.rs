@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 
 use crate::AppState;
+use crate::i18n::Message;
 use crate::error::{ApiError, ErrorCode};
 
 /// The admin router. Every route, including `/api/openapi.json`, requires the
@@ -154,10 +155,8 @@ impl FromRequestParts<AppState> for RequireAdmin {
             .and_then(bearer);
         match presented {
             Some(token) if state.admin.verify(token) => Ok(RequireAdmin),
-            Some(_) => Err(unauthorized("the admin token is wrong")),
-            None => Err(unauthorized(
-                "an admin token is required: Authorization: Bearer <token>",
-            )),
+            Some(_) => Err(unauthorized(Message::AdminTokenWrong)),
+            None => Err(unauthorized(Message::AdminTokenMissing)),
         }
     }
 }
@@ -169,7 +168,7 @@ fn bearer(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
 }
 
-fn unauthorized(message: &str) -> Response {
+fn unauthorized(message: Message) -> Response {
     let mut response = ApiError::new(ErrorCode::Unauthorized, message).into_response();
     response
         .headers_mut()
@@ -178,7 +177,7 @@ fn unauthorized(message: &str) -> Response {
 }
 
 async fn unknown_route() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "no such admin API route")
+    ApiError::new(ErrorCode::NotFound, Message::NoSuchRoute)
 }
 
 #[cfg(test)]

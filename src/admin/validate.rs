@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
+use crate::i18n::Message;
 use crate::error::ApiError;
 use crate::model::{ChannelId, ChannelSpec, ChannelStatus, ChannelType, TokenSpec, TokenStatus};
 
@@ -77,14 +78,14 @@ pub fn token(
     {
         return Err(ApiError::invalid(
             "channel_id",
-            format!("channel {id} does not exist"),
+            Message::ChannelMissing { id: id.0 },
         ));
     }
     let models = match draft.models {
         Some(models) if models.is_empty() => {
             return Err(ApiError::invalid(
                 "models",
-                "models must not be empty; use null to allow every model",
+                Message::TokenModelsEmpty,
             ));
         }
         Some(models) => Some(labels("models", models)?),
@@ -113,14 +114,14 @@ pub fn keys(text: &str) -> Result<Vec<String>, ApiError> {
 
 fn key_list(keys: Vec<String>) -> Result<Vec<String>, ApiError> {
     if keys.is_empty() {
-        return Err(ApiError::invalid("key", "at least one key is required"));
+        return Err(ApiError::invalid("key", Message::KeyRequired));
     }
     for (index, key) in keys.iter().enumerate() {
         if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
             // The message names the line, never the key itself.
             return Err(ApiError::invalid(
                 "key",
-                format!("key {} is empty or contains whitespace", index + 1),
+                Message::KeyMalformed { line: index + 1 },
             ));
         }
     }
@@ -134,7 +135,9 @@ pub fn rfc3339(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(|_| {
             ApiError::invalid(
                 field,
-                format!("{field} must be an RFC 3339 time such as 2025-01-31T00:00:00Z"),
+                Message::TimeInvalid {
+                    field: field.to_string(),
+                },
             )
         })
 }
@@ -163,13 +166,13 @@ impl Page {
 pub fn page(page: Option<u32>, per_page: Option<u32>) -> Result<Page, ApiError> {
     let page = page.unwrap_or(1);
     if page == 0 {
-        return Err(ApiError::invalid("page", "page counts from 1"));
+        return Err(ApiError::invalid("page", Message::PageInvalid));
     }
     let per_page = per_page.unwrap_or(DEFAULT_PER_PAGE);
     if !(1..=MAX_PER_PAGE).contains(&per_page) {
         return Err(ApiError::invalid(
             "per_page",
-            format!("per_page must be between 1 and {MAX_PER_PAGE}"),
+            Message::PerPageInvalid { max: MAX_PER_PAGE },
         ));
     }
     Ok(Page { page, per_page })
@@ -180,13 +183,18 @@ fn name(field: &str, text: &str) -> Result<String, ApiError> {
     if trimmed.is_empty() {
         return Err(ApiError::invalid(
             field,
-            format!("{field} must not be empty"),
+            Message::FieldEmpty {
+                field: field.to_string(),
+            },
         ));
     }
     if trimmed.chars().count() > MAX_NAME {
         return Err(ApiError::invalid(
             field,
-            format!("{field} must be at most {MAX_NAME} characters"),
+            Message::FieldTooLong {
+                field: field.to_string(),
+                max: MAX_NAME,
+            },
         ));
     }
     Ok(trimmed.to_string())
@@ -197,13 +205,18 @@ fn label(field: &str, text: &str) -> Result<String, ApiError> {
     if trimmed.is_empty() {
         return Err(ApiError::invalid(
             field,
-            format!("{field} must not be empty"),
+            Message::FieldEmpty {
+                field: field.to_string(),
+            },
         ));
     }
     if trimmed.chars().count() > MAX_LABEL {
         return Err(ApiError::invalid(
             field,
-            format!("{field} must be at most {MAX_LABEL} characters"),
+            Message::FieldTooLong {
+                field: field.to_string(),
+                max: MAX_LABEL,
+            },
         ));
     }
     Ok(trimmed.to_string())
@@ -215,7 +228,9 @@ fn labels(field: &str, items: Vec<String>) -> Result<Vec<String>, ApiError> {
     if items.is_empty() {
         return Err(ApiError::invalid(
             field,
-            format!("{field} must list at least one entry"),
+            Message::ListEmpty {
+                field: field.to_string(),
+            },
         ));
     }
     let mut seen = BTreeSet::new();
@@ -232,22 +247,22 @@ fn labels(field: &str, items: Vec<String>) -> Result<Vec<String>, ApiError> {
 /// An http(s) URL without query, fragment or credentials; trailing slashes
 /// are dropped because the relay appends `/chat/completions`.
 fn base_url(text: &str) -> Result<String, ApiError> {
-    let invalid = |message: &str| ApiError::invalid("base_url", message);
+    let invalid = |message: Message| ApiError::invalid("base_url", message);
     let url = reqwest::Url::parse(text.trim())
-        .map_err(|error| invalid(&format!("base_url is not a valid URL: {error}")))?;
+        .map_err(|error| invalid(Message::UrlInvalid {
+            detail: error.to_string(),
+        }))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("base_url must use http or https"));
+        return Err(invalid(Message::UrlScheme));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("base_url must name a host"));
+        return Err(invalid(Message::UrlHost));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("base_url must not have a query or fragment"));
+        return Err(invalid(Message::UrlQuery));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "base_url must not carry credentials; put keys in key",
-        ));
+        return Err(invalid(Message::UrlCredentials));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
@@ -267,7 +282,10 @@ fn priority(value: i64) -> Result<i64, ApiError> {
     if i32::try_from(value).is_err() {
         return Err(ApiError::invalid(
             "priority",
-            format!("priority must be between {} and {}", i32::MIN, i32::MAX),
+            Message::PriorityRange {
+                min: i64::from(i32::MIN),
+                max: i64::from(i32::MAX),
+            },
         ));
     }
     Ok(value)
@@ -277,10 +295,10 @@ fn weight(value: i64) -> Result<u32, ApiError> {
     if !(0..=MAX_WEIGHT).contains(&value) {
         return Err(ApiError::invalid(
             "weight",
-            format!("weight must be between 0 and {MAX_WEIGHT}"),
+            Message::WeightRange { max: MAX_WEIGHT },
         ));
     }
-    u32::try_from(value).map_err(|_| ApiError::invalid("weight", "weight is out of range"))
+    u32::try_from(value).map_err(|_| ApiError::invalid("weight", Message::WeightRange { max: MAX_WEIGHT }))
 }
 
 #[cfg(test)]
@@ -397,7 +415,7 @@ mod tests {
     #[test]
     fn key_errors_never_echo_the_key() {
         let error = keys("sk-secret value").unwrap_err();
-        assert!(!error.message.contains("secret"));
+        assert!(!error.message.render().contains("secret"));
     }
 
     #[test]

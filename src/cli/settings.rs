@@ -204,6 +204,7 @@ impl Settings {
             max_body_bytes: self.max_body_size.unwrap_or(config.max_body_bytes),
             shutdown_grace: self.shutdown_grace.unwrap_or(config.shutdown_grace),
             admin_token: config.admin_token,
+            timezone: config.timezone,
         }
     }
 }

@@ -6,6 +6,9 @@
 use chrono::{DateTime, Days, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
+/// Days of counter history kept for charts, then pruned.
+pub const HISTORY_DAYS: u64 = 90;
+
 /// The calendar date of `instant` in `zone`.
 pub fn date_in(zone: Tz, instant: DateTime<Utc>) -> NaiveDate {
     instant.with_timezone(&zone).date_naive()

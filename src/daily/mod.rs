@@ -1,8 +1,9 @@
-//! Per-channel daily token limits: day math in each channel's zone (`day`)
-//! and the live counters with in-flight reservations (`meter`).
+//! Per-channel daily token limits: day math in each channel's zone (`day`),
+//! the live counters with in-flight reservations (`counters`), and the
+//! channel settings that configure them (`settings`).
 
+pub mod counters;
 pub mod day;
-pub mod meter;
 pub mod settings;
 
-pub use meter::{Cap, Capped, DayView, Meter, Reservation, UsageDelta};
+pub use counters::{Cap, Capped, Counters, DayView, Reservation, UsageDelta};

@@ -2,9 +2,10 @@
 //!
 //! Every error a client can see has a stable [`ErrorCode`]. From the code come
 //! the HTTP status and the OpenAI `type`; the message is the only part that
-//! varies. Two renderings exist: the OpenAI envelope on `/v1/*` and the admin
-//! envelope on `/api/*`. Internal details (SQL errors, upstream keys) are
-//! logged here once and never reach the client.
+//! varies, and it is localized (`i18n`) when the response is rendered, in
+//! the locale of the request being handled. Two renderings exist: the OpenAI
+//! envelope on `/v1/*` and the admin envelope on `/api/*`. Internal details
+//! (SQL errors, upstream keys) are logged here once and never reach the client.
 
 mod codes;
 
@@ -14,11 +15,38 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::i18n::{self, Message};
+
+/// An error's message: a catalog entry, localized when rendered, or text
+/// that is data (an upstream's own error message) and passes as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Text {
+    Catalog(Message),
+    Verbatim(String),
+}
+
+impl Text {
+    /// The text in the current request's locale.
+    pub fn render(&self) -> String {
+        match self {
+            Text::Catalog(message) => message.render(i18n::current()),
+            Text::Verbatim(text) => text.clone(),
+        }
+    }
+}
+
+impl From<Message> for Text {
+    fn from(message: Message) -> Text {
+        Text::Catalog(message)
+    }
+}
+
+
 /// An error on its way to a client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub code: ErrorCode,
-    pub message: String,
+    pub message: Text,
     /// The request field at fault, as a dotted path (`settings.daily_token_limit`).
     pub field: Option<String>,
     /// Seconds for a `Retry-After` header.
@@ -28,7 +56,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<Text>) -> ApiError {
         ApiError {
             code,
             message: message.into(),
@@ -39,18 +67,24 @@ impl ApiError {
     }
 
     /// A validation failure on one field.
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<Text>) -> ApiError {
         ApiError::new(ErrorCode::InvalidRequest, message).with_field(field)
     }
 
+    /// An unknown id; `what` is the store's name for the thing (`channel`, `token`).
     pub fn not_found(what: &str) -> ApiError {
-        ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
+        let message = match what {
+            "channel" => Message::ChannelNotFound,
+            "token" | "API key" => Message::TokenNotFound,
+            _ => Message::NotFound,
+        };
+        ApiError::new(ErrorCode::NotFound, message)
     }
 
     /// An internal failure: logged in full here, summarised to the client.
     pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %error, "{context}");
-        ApiError::new(ErrorCode::Internal, "internal error")
+        ApiError::new(ErrorCode::Internal, Message::Internal)
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
@@ -90,7 +124,7 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.message)
+        write!(f, "{}: {}", self.code.as_str(), self.message.render())
     }
 }
 
@@ -99,7 +133,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {
             "code": self.code.as_str(),
-            "message": self.message,
+            "message": self.message.render(),
             "field": self.field,
         }});
         self.finish(body)
@@ -120,7 +154,7 @@ impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
         let error = self.0;
         let body = json!({"error": {
-            "message": error.message,
+            "message": error.message.render(),
             "type": error.code.openai_type(),
             "param": error.field,
             "code": error.code.as_str(),

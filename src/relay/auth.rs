@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, header};
 use chrono::Utc;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::i18n::Message;
 use crate::model::{KeyHash, Token, TokenStatus};
 use crate::snapshot::Snapshot;
 
@@ -20,25 +21,16 @@ const X_API_KEY: &str = "x-api-key";
 /// The key's token, if it may make requests now.
 pub fn authenticate(headers: &HeaderMap, snapshot: &Snapshot) -> Result<Arc<Token>, ApiError> {
     let key = presented_key(headers).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unauthorized,
-            "You didn't provide an API key. Send it as 'Authorization: Bearer sk-...'.",
-        )
+        ApiError::new(ErrorCode::Unauthorized, Message::MissingApiKey)
     })?;
     let token = snapshot
         .token_by_hash(&KeyHash::of(key))
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "Incorrect API key provided."))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, Message::IncorrectApiKey))?;
     if token.spec.status != TokenStatus::Enabled {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "This API key is disabled.",
-        ));
+        return Err(ApiError::new(ErrorCode::Forbidden, Message::ApiKeyDisabled));
     }
     if token.is_expired(Utc::now()) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "This API key has expired.",
-        ));
+        return Err(ApiError::new(ErrorCode::Forbidden, Message::ApiKeyExpired));
     }
     Ok(Arc::clone(token))
 }

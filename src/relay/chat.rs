@@ -24,6 +24,7 @@ use super::upstream::{self, Failure, Success};
 use super::usage::{self, RawUsage, TextMeasure};
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode, OpenAiError};
+use crate::i18n::Message;
 use crate::model::Token;
 use crate::routing::Plan;
 use crate::snapshot::Snapshot;
@@ -73,22 +74,26 @@ async fn parse(state: &AppState, request: Request, token: &Token) -> Result<Chat
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 too_large(limit)
             } else {
-                ApiError::new(ErrorCode::InvalidRequest, rejection.body_text())
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    Message::InvalidValue {
+                        detail: rejection.body_text(),
+                    },
+                )
             }
         })?;
     let body: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|error| {
         ApiError::new(
             ErrorCode::InvalidRequest,
-            format!("We could not parse the JSON body of your request: {error}"),
+            Message::MalformedJson {
+                detail: error.to_string(),
+            },
         )
     })?;
     let model = match body.get("model") {
         Some(Value::String(model)) if !model.is_empty() => model.clone(),
         _ => {
-            return Err(ApiError::invalid(
-                "model",
-                "you must provide a model parameter",
-            ));
+            return Err(ApiError::invalid("model", Message::ModelRequired));
         }
     };
     if !token.allows_model(&model) {
@@ -246,21 +251,21 @@ fn exhausted(attempts: usize, last: Option<Failure>, all_unreachable: bool) -> A
     } else {
         ErrorCode::UpstreamFailed
     };
-    let last = match last {
-        Some(Failure::Unreachable(text) | Failure::Failed(text)) => text,
-        _ => "no channel could be tried".to_string(),
+    let message = match last {
+        Some(Failure::Unreachable(last) | Failure::Failed(last)) => {
+            Message::UpstreamAttemptsFailed { attempts, last }
+        }
+        _ => Message::NoChannelTried,
     };
-    let plural = if attempts == 1 { "" } else { "s" };
-    ApiError::new(
-        code,
-        format!("{attempts} upstream attempt{plural} failed; last error: {last}"),
-    )
+    ApiError::new(code, message)
 }
 
 fn model_not_found(model: &str) -> ApiError {
     ApiError::new(
         ErrorCode::ModelNotFound,
-        format!("The model `{model}` does not exist or you do not have access to it."),
+        Message::ModelNotFound {
+            model: model.to_string(),
+        },
     )
     .with_field("model")
 }
@@ -268,6 +273,6 @@ fn model_not_found(model: &str) -> ApiError {
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         ErrorCode::PayloadTooLarge,
-        format!("The request body exceeds the limit of {limit} bytes."),
+        Message::BodyTooLarge { limit },
     )
 }

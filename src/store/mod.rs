@@ -113,14 +113,14 @@ impl Store {
     }
 
     /// Adds counted tokens to the day counters and makes them durable.
-    pub async fn add_usage(&self, deltas: Vec<UsageDelta>) -> Result<(), Error> {
+    async fn add_usage(&self, deltas: Vec<UsageDelta>) -> Result<(), Error> {
         self.injected_failure()?;
         let tree = self.counters.clone();
         blocking(move || counters::add(&tree, &deltas)).await
     }
 
     /// Sets a channel's count for one day to zero.
-    pub async fn reset_usage(&self, channel_id: ChannelId, date: NaiveDate) -> Result<(), Error> {
+    async fn reset_usage(&self, channel_id: ChannelId, date: NaiveDate) -> Result<(), Error> {
         self.injected_failure()?;
         let tree = self.counters.clone();
         blocking(move || counters::set(&tree, channel_id, date, 0)).await
@@ -152,8 +152,23 @@ impl Store {
         blocking(move || counters::prune(&tree, before, &keep)).await
     }
 
-    /// Applies one state change in a single transaction.
+    /// Applies one state change: config changes in one SQLite transaction,
+    /// usage changes to the sled counters (fsynced before returning).
     pub async fn apply(&self, command: Command) -> Result<Applied, Error> {
+        match command {
+            Command::AddUsage { deltas } => {
+                return self.add_usage(deltas).await.map(|()| Applied::Counted);
+            }
+            Command::ResetUsage {
+                channel_id, date, ..
+            } => {
+                return self
+                    .reset_usage(channel_id, date)
+                    .await
+                    .map(|()| Applied::Counted);
+            }
+            _ => {}
+        }
         self.write(move |connection| {
             let transaction = connection.transaction()?;
             let applied = apply_in(&transaction, command)?;
@@ -270,6 +285,10 @@ fn apply_in(connection: &Connection, command: Command) -> Result<Applied, Error>
             tokens::update(connection, id, &spec).map(Applied::Token)
         }
         Command::DeleteToken { id } => tokens::delete(connection, id).map(|()| Applied::Deleted),
+        // Handled by `Store::apply` before a transaction is opened.
+        Command::AddUsage { .. } | Command::ResetUsage { .. } => Err(Error::Task(
+            "usage commands are not applied to SQLite".to_string(),
+        )),
     }
 }
 

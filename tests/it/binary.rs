@@ -160,10 +160,11 @@ fn collect(
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
-            if let Some(listening) = addr.as_ref().and_then(|_| listening_addr(&line)) {
-                if let Some(sender) = addr.take() {
-                    let _ = sender.send(listening);
-                }
+            if addr.is_some()
+                && let Some(listening) = listening_addr(&line)
+                && let Some(sender) = addr.take()
+            {
+                let _ = sender.send(listening);
             }
             if let Ok(mut output) = output.lock() {
                 output.push_str(&line);

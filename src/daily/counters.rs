@@ -1,7 +1,7 @@
 //! Live per-channel day counters: used tokens, in-flight reservations, and the
 //! deltas not yet made durable.
 //!
-//! The meter is the in-memory truth the cap check reads, so the request path
+//! The counters are the in-memory truth the cap check reads, so the request path
 //! does no IO. Counted tokens are also queued as pending deltas; a background
 //! flusher makes them durable through `Command::AddUsage` and puts them back
 //! if the store fails, so a failing store never drops a count and the cap
@@ -66,7 +66,7 @@ pub struct Capped {
     pub resets_at: DateTime<Utc>,
 }
 
-/// A channel's cap as the meter needs it.
+/// A channel's cap as the counters need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cap {
     /// 0 means unlimited.
@@ -75,23 +75,23 @@ pub struct Cap {
 }
 
 #[derive(Default)]
-pub struct Meter {
+pub struct Counters {
     channels: RwLock<HashMap<ChannelId, Arc<Mutex<ChannelDays>>>>,
     pending: Mutex<BTreeMap<(ChannelId, NaiveDate), u64>>,
 }
 
-impl std::fmt::Debug for Meter {
+impl std::fmt::Debug for Counters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Meter").finish_non_exhaustive()
+        f.debug_struct("Counters").finish_non_exhaustive()
     }
 }
 
-impl Meter {
-    pub fn new() -> Meter {
-        Meter::default()
+impl Counters {
+    pub fn new() -> Counters {
+        Counters::default()
     }
 
-    /// Seeds the meter with durable counts read from the store at start-up.
+    /// Seeds the counters with durable counts read from the store at start-up.
     pub fn load(&self, counts: impl IntoIterator<Item = UsageDelta>) {
         for delta in counts {
             self.with_channel(delta.channel_id, |days| {
@@ -103,8 +103,18 @@ impl Meter {
     /// Today's figures for a channel.
     pub fn view(&self, channel_id: ChannelId, zone: Tz, now: DateTime<Utc>) -> DayView {
         let date = day::date_in(zone, now);
-        let (used, reserved) = self
-            .existing(channel_id)
+        let (used, reserved) = self.spent(channel_id, date);
+        DayView {
+            date,
+            used,
+            reserved,
+            resets_at: day::next_reset(zone, now),
+        }
+    }
+
+    /// (used, reserved) on `date`.
+    fn spent(&self, channel_id: ChannelId, date: NaiveDate) -> (u64, u64) {
+        self.existing(channel_id)
             .and_then(|days| {
                 days.lock().ok().map(|days| {
                     (
@@ -113,13 +123,7 @@ impl Meter {
                     )
                 })
             })
-            .unwrap_or((0, 0));
-        DayView {
-            date,
-            used,
-            reserved,
-            resets_at: day::next_reset(zone, now),
-        }
+            .unwrap_or((0, 0))
     }
 
     /// Tokens counted on `date` (memory only; days older than a few days
@@ -136,8 +140,8 @@ impl Meter {
         if cap.limit == 0 {
             return false;
         }
-        let view = self.view(channel_id, cap.zone, now);
-        view.used.saturating_add(view.reserved) >= cap.limit
+        let (used, reserved) = self.spent(channel_id, day::date_in(cap.zone, now));
+        used.saturating_add(reserved) >= cap.limit
     }
 
     /// Admits a request if used + reserved is below the limit, reserving
@@ -312,49 +316,49 @@ mod tests {
     /// A request is admitted only while used + reserved is below the limit.
     #[test]
     fn reservations_count_against_the_cap() {
-        let meter = Meter::new();
-        let first = meter.try_reserve(ONE, cap(1000), 600, noon()).unwrap();
-        let second = meter.try_reserve(ONE, cap(1000), 600, noon()).unwrap();
-        assert!(meter.try_reserve(ONE, cap(1000), 1, noon()).is_err());
-        meter.release(second);
-        meter.count(ONE, Tz::UTC, 500, Some(first), noon());
-        let view = meter.view(ONE, Tz::UTC, noon());
+        let counters = Counters::new();
+        let first = counters.try_reserve(ONE, cap(1000), 600, noon()).unwrap();
+        let second = counters.try_reserve(ONE, cap(1000), 600, noon()).unwrap();
+        assert!(counters.try_reserve(ONE, cap(1000), 1, noon()).is_err());
+        counters.release(second);
+        counters.count(ONE, Tz::UTC, 500, Some(first), noon());
+        let view = counters.view(ONE, Tz::UTC, noon());
         assert_eq!((view.used, view.reserved), (500, 0));
-        assert!(!meter.is_capped(ONE, cap(1000), noon()));
-        assert!(meter.is_capped(ONE, cap(500), noon()));
-        assert!(!meter.is_capped(ONE, cap(0), noon()));
+        assert!(!counters.is_capped(ONE, cap(1000), noon()));
+        assert!(counters.is_capped(ONE, cap(500), noon()));
+        assert!(!counters.is_capped(ONE, cap(0), noon()));
     }
 
     /// Counts land on the completion day, and the new day starts from zero.
     #[test]
     fn counts_land_on_the_completion_day() {
-        let meter = Meter::new();
+        let counters = Counters::new();
         let before = Utc.with_ymd_and_hms(2026, 11, 28, 23, 59, 59).unwrap();
         let after = before + chrono::Duration::seconds(2);
-        let reservation = meter.try_reserve(ONE, cap(100), 50, before).unwrap();
-        meter.count(ONE, Tz::UTC, 40, Some(reservation), after);
-        assert_eq!(meter.view(ONE, Tz::UTC, before).used, 0);
-        assert_eq!(meter.view(ONE, Tz::UTC, before).reserved, 0);
-        assert_eq!(meter.view(ONE, Tz::UTC, after).used, 40);
+        let reservation = counters.try_reserve(ONE, cap(100), 50, before).unwrap();
+        counters.count(ONE, Tz::UTC, 40, Some(reservation), after);
+        assert_eq!(counters.view(ONE, Tz::UTC, before).used, 0);
+        assert_eq!(counters.view(ONE, Tz::UTC, before).reserved, 0);
+        assert_eq!(counters.view(ONE, Tz::UTC, after).used, 40);
     }
 
     /// Pending deltas aggregate, can be restored after a failed flush, and a
     /// reset discards the day's pending tokens.
     #[test]
     fn pending_deltas_are_kept_until_stored() {
-        let meter = Meter::new();
-        meter.count(ONE, Tz::UTC, 10, None, noon());
-        meter.count(ONE, Tz::UTC, 5, None, noon());
-        let taken = meter.take_pending();
+        let counters = Counters::new();
+        counters.count(ONE, Tz::UTC, 10, None, noon());
+        counters.count(ONE, Tz::UTC, 5, None, noon());
+        let taken = counters.take_pending();
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].tokens, 15);
-        assert_eq!(meter.pending_tokens(), 0);
-        meter.restore_pending(taken);
-        meter.count(ONE, Tz::UTC, 1, None, noon());
-        assert_eq!(meter.pending_tokens(), 16);
-        meter.reset(ONE, taken_date());
-        assert_eq!(meter.pending_tokens(), 0);
-        assert_eq!(meter.view(ONE, Tz::UTC, noon()).used, 0);
+        assert_eq!(counters.pending_tokens(), 0);
+        counters.restore_pending(taken);
+        counters.count(ONE, Tz::UTC, 1, None, noon());
+        assert_eq!(counters.pending_tokens(), 16);
+        counters.reset(ONE, taken_date());
+        assert_eq!(counters.pending_tokens(), 0);
+        assert_eq!(counters.view(ONE, Tz::UTC, noon()).used, 0);
     }
 
     fn taken_date() -> NaiveDate {
@@ -364,14 +368,14 @@ mod tests {
     /// 64 threads reserving concurrently never admit past the cap.
     #[test]
     fn concurrent_reservations_respect_the_cap() {
-        let meter = Arc::new(Meter::new());
+        let counters = Arc::new(Counters::new());
         let admitted: u64 = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..64)
                 .map(|_| {
-                    let meter = Arc::clone(&meter);
+                    let counters = Arc::clone(&counters);
                     scope.spawn(move || {
                         (0..100)
-                            .filter(|_| meter.try_reserve(ONE, cap(20_000), 800, noon()).is_ok())
+                            .filter(|_| counters.try_reserve(ONE, cap(20_000), 800, noon()).is_ok())
                             .count() as u64
                     })
                 })
