@@ -12,6 +12,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 DURATION=${BENCH_DURATION:-10s}
 CONCURRENCY=${BENCH_CONCURRENCY:-"1 32 128"}
 THREADS=${BENCH_THREADS:-2}
@@ -75,14 +76,14 @@ build() {
 
 start_upstream() {
   UPSTREAM_PORT=$(free_port)
-  "$ROOT/target/release/examples/fake_upstream" "127.0.0.1:$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
+  "$TARGET/release/examples/fake_upstream" "127.0.0.1:$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
   PIDS+=($!)
   wait_for_port "$UPSTREAM_PORT" "the fake upstream"
 }
 
 start_gateway() {
   GATEWAY_PORT=$(free_port)
-  SLUICEGATE_ADMIN_TOKEN=$ADMIN_TOKEN "$ROOT/target/release/sluicegate" serve \
+  SLUICEGATE_ADMIN_TOKEN=$ADMIN_TOKEN "$TARGET/release/sluicegate" serve \
     --listen "127.0.0.1:$GATEWAY_PORT" --data-dir "$WORK/data" --log-level warn \
     >"$WORK/gateway.log" 2>&1 &
   GATEWAY_PID=$!

@@ -43,7 +43,9 @@ pub enum Command {
     },
     /// Tokens counted since the last batch, per channel and day. Proposed in
     /// batches by the usage flusher, never once per request.
-    AddUsage { deltas: Vec<UsageDelta> },
+    AddUsage {
+        deltas: Vec<UsageDelta>,
+    },
     /// Zeroes one channel's count for one day (an admin action).
     ResetUsage {
         channel_id: ChannelId,

@@ -15,7 +15,8 @@ pub enum LogFormat {
 }
 
 /// Everything the server needs to run. `Default` gives the embedded defaults.
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` is written by hand so the admin token can never be printed.
+#[derive(Clone, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -57,5 +58,24 @@ impl Default for Config {
             admin_token: None,
             timezone: crate::daily::day::system_zone(),
         }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("max_retries", &self.max_retries)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("first_byte_timeout", &self.first_byte_timeout)
+            .field("stream_idle_timeout", &self.stream_idle_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("timezone", &self.timezone)
+            .finish()
     }
 }

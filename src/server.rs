@@ -74,6 +74,12 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
+    // Small SSE chunks must leave at once, not wait for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+    });
     tracing::info!(%addr, "listening");
 
     let stop_accepting = CancellationToken::new();
@@ -133,7 +139,10 @@ async fn flush_usage(state: AppState, stop: CancellationToken) {
     state.flush_usage().await;
     let left = state.counters.pending_tokens();
     if left > 0 {
-        tracing::error!(pending_tokens = left, "stopping with counted tokens the counter store refused");
+        tracing::error!(
+            pending_tokens = left,
+            "stopping with counted tokens the counter store refused"
+        );
     }
 }
 
@@ -150,36 +159,52 @@ async fn prune_usage(state: AppState, stop: CancellationToken) {
 
 /// Serves until SIGINT or SIGTERM, then stops gracefully.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Listen for signals before announcing the address, so a signal sent
+    // as soon as the server is up is a graceful stop, not a kill.
+    let signals = ShutdownSignals::listen()?;
     let running = start(config).await?;
-    shutdown_signal().await;
+    signals.received().await;
     tracing::info!("shutdown signal received; draining");
     running.stop().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
+/// SIGINT and SIGTERM handlers, registered at creation.
+struct ShutdownSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    #[cfg(unix)]
+    fn listen() -> anyhow::Result<ShutdownSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn listen() -> anyhow::Result<ShutdownSignals> {
+        Ok(ShutdownSignals {})
+    }
+
+    #[cfg(unix)]
+    async fn received(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn received(self) {
         if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
+            tracing::error!(%error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }

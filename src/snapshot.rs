@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 
 use crate::daily::{Cap, settings};
 use crate::model::{Channel, ChannelId, KeyHash, Token, TokenId};
+use crate::routing::Route;
 
 /// A channel plus the small amount of live state routing needs.
 #[derive(Debug)]
@@ -26,6 +27,34 @@ pub struct ChannelEntry {
 }
 
 impl ChannelEntry {
+    /// An entry with a fresh key rotation; `default_zone` is the zone of its
+    /// day unless its settings name one.
+    pub fn new(channel: Channel, default_zone: Tz) -> ChannelEntry {
+        ChannelEntry::with_cursor(channel, default_zone, Arc::default())
+    }
+
+    fn with_cursor(
+        channel: Channel,
+        default_zone: Tz,
+        key_cursor: Arc<AtomicUsize>,
+    ) -> ChannelEntry {
+        ChannelEntry {
+            cap: settings::cap_of(&channel.spec.settings, default_zone),
+            default_reserve: settings::default_reserve(&channel.spec.settings),
+            channel,
+            key_cursor,
+        }
+    }
+
+    /// Whether the channel is enabled and serves `model` to `group`, i.e.
+    /// whether it is on that route.
+    pub fn serves(&self, group: &str, model: &str) -> bool {
+        let spec = &self.channel.spec;
+        self.channel.is_enabled()
+            && spec.groups.iter().any(|listed| listed == group)
+            && spec.models.iter().any(|listed| listed == model)
+    }
+
     /// The next upstream key in round-robin order, or `None` if the channel has no key.
     pub fn next_key(&self) -> Option<&str> {
         let keys = &self.channel.spec.keys;
@@ -42,8 +71,9 @@ pub struct Snapshot {
     channels: BTreeMap<ChannelId, Arc<ChannelEntry>>,
     tokens_by_hash: HashMap<KeyHash, Arc<Token>>,
     tokens_by_id: BTreeMap<TokenId, Arc<Token>>,
-    /// group → model → enabled channels serving it, in id order.
-    routes: HashMap<String, HashMap<String, Vec<ChannelId>>>,
+    /// group → model → the enabled channels serving it, in priority tiers
+    /// with cumulative weights, ready for selection.
+    routes: HashMap<String, HashMap<String, Route>>,
 }
 
 impl Snapshot {
@@ -55,35 +85,37 @@ impl Snapshot {
         previous: Option<&Snapshot>,
         default_zone: Tz,
     ) -> Snapshot {
-        let mut routes: HashMap<String, HashMap<String, Vec<ChannelId>>> = HashMap::new();
+        let mut members: HashMap<String, HashMap<String, Vec<Arc<ChannelEntry>>>> = HashMap::new();
         let mut entries = BTreeMap::new();
         for channel in channels {
-            if channel.is_enabled() {
-                for group in &channel.spec.groups {
-                    let models = routes.entry(group.clone()).or_default();
-                    for model in &channel.spec.models {
-                        models.entry(model.clone()).or_default().push(channel.id);
-                    }
-                }
-            }
             let key_cursor = previous
                 .and_then(|snapshot| snapshot.channels.get(&channel.id))
                 .map(|entry| Arc::clone(&entry.key_cursor))
                 .unwrap_or_default();
-            entries.insert(
-                channel.id,
-                Arc::new(ChannelEntry {
-                    cap: settings::cap_of(&channel.spec.settings, default_zone),
-                    default_reserve: settings::default_reserve(&channel.spec.settings),
-                    channel,
-                    key_cursor,
-                }),
-            );
+            let entry = Arc::new(ChannelEntry::with_cursor(channel, default_zone, key_cursor));
+            if entry.channel.is_enabled() {
+                for group in &entry.channel.spec.groups {
+                    let models = members.entry(group.clone()).or_default();
+                    for model in &entry.channel.spec.models {
+                        models
+                            .entry(model.clone())
+                            .or_default()
+                            .push(Arc::clone(&entry));
+                    }
+                }
+            }
+            entries.insert(entry.channel.id, entry);
         }
-        for ids in routes.values_mut().flat_map(HashMap::values_mut) {
-            ids.sort_unstable();
-            ids.dedup();
-        }
+        let routes = members
+            .into_iter()
+            .map(|(group, models)| {
+                let models = models
+                    .into_iter()
+                    .map(|(model, entries)| (model, Route::build(entries)))
+                    .collect();
+                (group, models)
+            })
+            .collect();
         let mut tokens_by_hash = HashMap::with_capacity(tokens.len());
         let mut tokens_by_id = BTreeMap::new();
         for token in tokens {
@@ -121,13 +153,13 @@ impl Snapshot {
         self.tokens_by_id.values()
     }
 
-    /// Enabled channels in `group` that list `model`, in id order.
-    pub fn routes(&self, group: &str, model: &str) -> &[ChannelId] {
+    /// The enabled channels in `group` that list `model`, in priority tiers.
+    pub fn route(&self, group: &str, model: &str) -> &Route {
+        static EMPTY: Route = Route::EMPTY;
         self.routes
             .get(group)
             .and_then(|models| models.get(model))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+            .unwrap_or(&EMPTY)
     }
 
     /// Every model some enabled channel of `group` serves, sorted.

@@ -12,10 +12,11 @@ use chrono::Days;
 use crate::admin_token::AdminAuth;
 use crate::clock::Clock;
 use crate::command::{Applied, Command};
-use crate::daily::{Counters, day};
 use crate::config::Config;
+use crate::daily::{Counters, day};
 use crate::error::ApiError;
 use crate::logsink::LogSink;
+use crate::relay::affinity::AffinityCache;
 use crate::snapshot::Snapshot;
 use crate::store::{self, Store};
 
@@ -32,6 +33,9 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     /// Today's usage and reservations per channel: what the cap check reads.
     pub counters: Counters,
+    /// Which channel served related requests before (channel affinity), so
+    /// they can go back to it for upstream prompt-cache hits.
+    pub affinity: AffinityCache,
     snapshot: ArcSwap<Snapshot>,
     /// Serialises apply + snapshot rebuild, so snapshots are swapped in the
     /// same order the store applied the commands.
@@ -72,6 +76,7 @@ impl AppState {
             admin,
             clock,
             counters,
+            affinity: AffinityCache::default(),
             snapshot: ArcSwap::from_pointee(snapshot),
             write_lock: tokio::sync::Mutex::new(()),
         })))

@@ -2,6 +2,8 @@
 //!
 //! Reads come from the in-memory snapshot; writes become a `Command` applied
 //! through `AppState::apply`. Upstream keys leave this module only masked.
+//! Every channel read carries today's usage (`daily_usage`), a derived view
+//! that never changes the stored `status`.
 
 use std::collections::BTreeMap;
 
@@ -13,12 +15,15 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::json::{Id, Json, Query};
 use super::openapi::ErrorBody;
+use super::usage::DailyUsage;
 use super::validate::{self, ChannelDraft};
 use crate::AppState;
 use crate::command::{Applied, Command};
-use crate::i18n::Message;
+use crate::daily::settings;
 use crate::error::{ApiError, ErrorCode};
+use crate::i18n::Message;
 use crate::model::{Channel, ChannelId, ChannelStatus, ChannelType, mask_key};
+use crate::snapshot::ChannelEntry;
 
 type Settings = serde_json::Map<String, serde_json::Value>;
 
@@ -38,16 +43,40 @@ pub struct ChannelView {
     pub groups: Vec<String>,
     pub priority: i64,
     pub weight: u32,
+    /// The admin's decision. A channel at its daily limit stays `enabled`;
+    /// see `daily_usage.capped`.
     pub status: ChannelStatus,
-    /// Per-channel options; unknown keys are kept.
+    /// Today's token usage against `settings.daily_token_limit`.
+    pub daily_usage: DailyUsage,
+    /// Per-channel options; unknown keys are kept. `daily_token_limit` (raw
+    /// tokens a day, 0 or absent = unlimited, at most 10^15) and
+    /// `daily_reset_timezone` (an IANA zone) configure the daily limit.
     #[schema(value_type = Object)]
     pub settings: Settings,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<&Channel> for ChannelView {
-    fn from(channel: &Channel) -> ChannelView {
+impl ChannelView {
+    /// The view of a snapshot entry, with today's usage.
+    fn of(state: &AppState, entry: &ChannelEntry, now: DateTime<Utc>) -> ChannelView {
+        let usage = DailyUsage::of(state, entry.channel.id, entry.cap, now);
+        ChannelView::new(&entry.channel, usage)
+    }
+
+    /// The view of a channel just written. Its cap comes from the snapshot
+    /// the write swapped in, or, if the channel is already gone again, from
+    /// its settings.
+    fn written(state: &AppState, channel: &Channel) -> ChannelView {
+        let cap = match state.snapshot().channel(channel.id) {
+            Some(entry) => entry.cap,
+            None => settings::cap_of(&channel.spec.settings, state.config.timezone),
+        };
+        let usage = DailyUsage::of(state, channel.id, cap, state.clock.now());
+        ChannelView::new(channel, usage)
+    }
+
+    fn new(channel: &Channel, daily_usage: DailyUsage) -> ChannelView {
         let spec = &channel.spec;
         ChannelView {
             id: channel.id,
@@ -67,6 +96,7 @@ impl From<&Channel> for ChannelView {
             priority: spec.priority,
             weight: spec.weight,
             status: spec.status,
+            daily_usage,
             settings: spec.settings.clone(),
             created_at: channel.created_at,
             updated_at: channel.updated_at,
@@ -196,6 +226,8 @@ pub struct ChannelQuery {
     /// Channels that list this model.
     pub model: Option<String>,
     pub status: Option<ChannelStatus>,
+    /// `true`: only channels at their daily limit now; `false`: only those below it.
+    pub capped: Option<bool>,
     /// From 1.
     pub page: Option<u32>,
     /// 1..=500, default 50.
@@ -241,11 +273,12 @@ pub async fn create(
         state
             .apply(Command::CreateChannel {
                 spec,
-                at: Utc::now(),
+                at: state.clock.now(),
             })
             .await?,
     )?;
-    Ok((StatusCode::CREATED, axum::Json(ChannelView::from(&channel))))
+    let view = ChannelView::written(&state, &channel);
+    Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
 /// List channels, filtered and paged, in id order.
@@ -264,11 +297,16 @@ pub async fn list(
 ) -> Result<axum::Json<ChannelList>, ApiError> {
     let page = validate::page(query.page, query.per_page)?;
     let snapshot = state.snapshot();
+    let now = state.clock.now();
     let matching: Vec<ChannelView> = snapshot
         .channels()
-        .map(|entry| &entry.channel)
-        .filter(|channel| query.matches(channel))
-        .map(ChannelView::from)
+        .filter(|entry| query.matches(&entry.channel))
+        .map(|entry| ChannelView::of(&state, entry, now))
+        .filter(|view| {
+            query
+                .capped
+                .is_none_or(|capped| view.daily_usage.capped == capped)
+        })
         .collect();
     let (items, total) = page.slice(matching);
     Ok(axum::Json(ChannelList { items, total }))
@@ -288,8 +326,16 @@ pub async fn get(
     State(state): State<AppState>,
     Id(id): Id,
 ) -> Result<axum::Json<ChannelView>, ApiError> {
-    let channel = current(&state, ChannelId(id))?;
-    Ok(axum::Json(ChannelView::from(&channel)))
+    let entry = state
+        .snapshot()
+        .channel(ChannelId(id))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("channel"))?;
+    Ok(axum::Json(ChannelView::of(
+        &state,
+        &entry,
+        state.clock.now(),
+    )))
 }
 
 /// Update some fields of a channel.
@@ -316,11 +362,11 @@ pub async fn update(
             .apply(Command::UpdateChannel {
                 id,
                 spec,
-                at: Utc::now(),
+                at: state.clock.now(),
             })
             .await?,
     )?;
-    Ok(axum::Json(ChannelView::from(&channel)))
+    Ok(axum::Json(ChannelView::written(&state, &channel)))
 }
 
 /// Delete a channel. Refused with 409 while an API key is bound to it.

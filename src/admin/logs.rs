@@ -11,8 +11,8 @@ use super::json::Query;
 use super::openapi::ErrorBody;
 use super::validate;
 use crate::AppState;
-use crate::i18n::Message;
 use crate::error::ApiError;
+use crate::i18n::Message;
 use crate::model::{ChannelId, LogFilter, RequestLog, TokenId};
 
 /// One page of request logs.

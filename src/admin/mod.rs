@@ -1,5 +1,5 @@
-//! The JSON admin API under `/api`: channels, API keys, request logs and the
-//! OpenAPI document. It is the only way the UI changes state.
+//! The JSON admin API under `/api`: channels, API keys, daily token usage,
+//! request logs and the OpenAPI document. It is the only way the UI changes state.
 //!
 //! Every route is registered through [`Routes`], which wraps each handler in
 //! the admin-token check and records the route in a table. So no route can
@@ -15,6 +15,7 @@ mod json;
 pub mod logs;
 pub mod openapi;
 pub mod tokens;
+pub mod usage;
 mod validate;
 
 use axum::Router;
@@ -26,8 +27,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 
 use crate::AppState;
-use crate::i18n::Message;
 use crate::error::{ApiError, ErrorCode};
+use crate::i18n::Message;
 
 /// The admin router. Every route, including `/api/openapi.json`, requires the
 /// admin token: the document is harmless, but "every admin endpoint is
@@ -60,6 +61,9 @@ fn routes() -> Routes {
         .get("/api/channels/{id}", channels::get)
         .patch("/api/channels/{id}", channels::update)
         .delete("/api/channels/{id}", channels::delete)
+        .get("/api/channels/{id}/usage", usage::channel)
+        .post("/api/channels/{id}/usage/reset", usage::reset)
+        .get("/api/usage", usage::list)
         .post("/api/tokens", tokens::create)
         .get("/api/tokens", tokens::list)
         .get("/api/tokens/{id}", tokens::get)

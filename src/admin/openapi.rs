@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{channels, logs, tokens};
+use super::{channels, logs, tokens, usage};
 
 /// The admin error envelope.
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,6 +41,9 @@ pub struct ErrorDetail {
         channels::get,
         channels::update,
         channels::delete,
+        usage::channel,
+        usage::reset,
+        usage::list,
         tokens::create,
         tokens::list,
         tokens::get,
@@ -56,6 +59,7 @@ pub struct ErrorDetail {
     security(("admin_token" = [])),
     tags(
         (name = "channels", description = "Upstream channels"),
+        (name = "usage", description = "Daily token usage per channel, against its daily limit"),
         (name = "tokens", description = "API keys that clients present to the relay"),
         (name = "logs", description = "Request logs"),
         (name = "meta", description = "This document"),

@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::i18n::Message;
+use crate::daily::settings::{self as daily_settings, Problem};
 use crate::error::ApiError;
+use crate::i18n::Message;
 use crate::model::{ChannelId, ChannelSpec, ChannelStatus, ChannelType, TokenSpec, TokenStatus};
 
 /// The longest name, in characters.
@@ -63,7 +64,7 @@ pub fn channel(draft: ChannelDraft) -> Result<ChannelSpec, ApiError> {
         priority: priority(draft.priority)?,
         weight: weight(draft.weight)?,
         status: draft.status,
-        settings: draft.settings,
+        settings: settings(draft.settings)?,
     })
 }
 
@@ -83,10 +84,7 @@ pub fn token(
     }
     let models = match draft.models {
         Some(models) if models.is_empty() => {
-            return Err(ApiError::invalid(
-                "models",
-                Message::TokenModelsEmpty,
-            ));
+            return Err(ApiError::invalid("models", Message::TokenModelsEmpty));
         }
         Some(models) => Some(labels("models", models)?),
         None => None,
@@ -248,10 +246,11 @@ fn labels(field: &str, items: Vec<String>) -> Result<Vec<String>, ApiError> {
 /// are dropped because the relay appends `/chat/completions`.
 fn base_url(text: &str) -> Result<String, ApiError> {
     let invalid = |message: Message| ApiError::invalid("base_url", message);
-    let url = reqwest::Url::parse(text.trim())
-        .map_err(|error| invalid(Message::UrlInvalid {
+    let url = reqwest::Url::parse(text.trim()).map_err(|error| {
+        invalid(Message::UrlInvalid {
             detail: error.to_string(),
-        }))?;
+        })
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid(Message::UrlScheme));
     }
@@ -278,6 +277,29 @@ fn model_mapping(mapping: BTreeMap<String, String>) -> Result<BTreeMap<String, S
     Ok(normalised)
 }
 
+/// A channel's `settings`: unknown keys pass untouched; the daily-limit keys
+/// (`daily_token_limit`, `daily_reset_timezone`, `daily_reserve_tokens`) must
+/// hold valid values, checked by the `daily` module that reads them.
+fn settings(
+    settings: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    match daily_settings::validate(&settings) {
+        Ok(()) => Ok(settings),
+        Err(invalid) => {
+            let message = match invalid.problem {
+                Problem::NotATokenCount { max } => Message::TokenCountInvalid {
+                    field: invalid.field.clone(),
+                    max,
+                },
+                Problem::UnknownZone => Message::ZoneInvalid {
+                    field: invalid.field.clone(),
+                },
+            };
+            Err(ApiError::invalid(invalid.field, message))
+        }
+    }
+}
+
 fn priority(value: i64) -> Result<i64, ApiError> {
     if i32::try_from(value).is_err() {
         return Err(ApiError::invalid(
@@ -298,7 +320,8 @@ fn weight(value: i64) -> Result<u32, ApiError> {
             Message::WeightRange { max: MAX_WEIGHT },
         ));
     }
-    u32::try_from(value).map_err(|_| ApiError::invalid("weight", Message::WeightRange { max: MAX_WEIGHT }))
+    u32::try_from(value)
+        .map_err(|_| ApiError::invalid("weight", Message::WeightRange { max: MAX_WEIGHT }))
 }
 
 #[cfg(test)]
@@ -339,7 +362,7 @@ mod tests {
     #[test]
     fn channel_rules_name_the_field_at_fault() {
         type Edit = fn(&mut ChannelDraft);
-        let cases: [(Edit, Option<&str>); 16] = [
+        let cases: [(Edit, Option<&str>); 20] = [
             (|_| {}, None),
             (|d| d.name = "  ".into(), Some("name")),
             (|d| d.name = "x".repeat(201), Some("name")),
@@ -370,6 +393,26 @@ mod tests {
             (
                 |d| _ = d.model_mapping.insert("gpt".into(), "".into()),
                 Some("model_mapping.gpt"),
+            ),
+            (
+                |d| _ = d.settings.insert("daily_token_limit".into(), (-5).into()),
+                Some("settings.daily_token_limit"),
+            ),
+            (
+                |d| _ = d.settings.insert("daily_token_limit".into(), 1000.into()),
+                None,
+            ),
+            (
+                |d| {
+                    _ = d
+                        .settings
+                        .insert("daily_reset_timezone".into(), "Nowhere/X".into())
+                },
+                Some("settings.daily_reset_timezone"),
+            ),
+            (
+                |d| _ = d.settings.insert("unrelated".into(), "anything".into()),
+                None,
             ),
         ];
         for (index, (edit, expected)) in cases.into_iter().enumerate() {

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono_tz::Tz;
 use clap::Args;
 
 use super::ConfigError;
@@ -60,6 +61,11 @@ pub struct Settings {
     /// [env: SLUICEGATE_SHUTDOWN_GRACE] [default: 30s]
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     pub shutdown_grace: Option<Duration>,
+    /// IANA zone whose midnight resets daily token counters, unless a channel
+    /// sets `daily_reset_timezone` [env: SLUICEGATE_TIMEZONE]
+    /// [default: the system zone, honouring TZ]
+    #[arg(long, global = true, value_name = "ZONE", value_parser = parse_timezone)]
+    pub timezone: Option<Tz>,
 }
 
 /// One setting as the env and file layers see it.
@@ -96,6 +102,7 @@ const KEYS: &[Key] = &[
     key!(stream_idle_timeout, parse_duration, true),
     key!(max_body_size, parse_size, true),
     key!(shutdown_grace, parse_duration, true),
+    key!(timezone, parse_timezone, true),
 ];
 
 impl Key {
@@ -185,6 +192,7 @@ impl Settings {
             stream_idle_timeout: self.stream_idle_timeout.or(lower.stream_idle_timeout),
             max_body_size: self.max_body_size.or(lower.max_body_size),
             shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
+            timezone: self.timezone.or(lower.timezone),
         }
     }
 
@@ -204,7 +212,7 @@ impl Settings {
             max_body_bytes: self.max_body_size.unwrap_or(config.max_body_bytes),
             shutdown_grace: self.shutdown_grace.unwrap_or(config.shutdown_grace),
             admin_token: config.admin_token,
-            timezone: config.timezone,
+            timezone: self.timezone.unwrap_or(config.timezone),
         }
     }
 }
@@ -248,6 +256,12 @@ pub(super) fn parse_log_level(raw: &str) -> Result<String, String> {
         .map_err(|error| {
             format!("{error} (expected a filter such as `info` or `sluicegate=debug`)")
         })
+}
+
+fn parse_timezone(raw: &str) -> Result<Tz, String> {
+    crate::daily::day::parse_zone(raw).ok_or_else(|| {
+        format!("`{raw}` is not an IANA time zone (expected a name such as Asia/Shanghai or UTC)")
+    })
 }
 
 fn parse_count(raw: &str) -> Result<u32, String> {
@@ -295,6 +309,7 @@ fn parse_size(raw: &str) -> Result<usize, String> {
 mod tests {
     use super::*;
 
+    /// Sizes take plain bytes or KB/MB/GB and KiB/MiB/GiB; anything else is refused.
     #[test]
     fn sizes_take_decimal_and_binary_units() {
         let cases = [
@@ -316,6 +331,7 @@ mod tests {
         }
     }
 
+    /// Each `KEYS` row derives its env var and flag from one name.
     #[test]
     fn every_key_maps_to_its_env_var_and_flag() {
         let names: Vec<(String, String)> =
@@ -324,11 +340,12 @@ mod tests {
         assert!(names.contains(&("SLUICEGATE_DATA_DIR".into(), "--data-dir".into())));
         assert_eq!(
             KEYS.len(),
-            11,
+            12,
             "a new setting needs a row in KEYS and a field in or/apply"
         );
     }
 
+    /// Log formats and filters are validated, so a typo stops the start.
     #[test]
     fn log_formats_and_levels_are_checked() {
         assert_eq!(parse_log_format("JSON"), Ok(LogFormat::Json));

@@ -23,12 +23,16 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     /// An upstream 4xx that says the request itself is bad, passed through.
     UpstreamRejected,
+    /// The channel an API key is bound to has reached its daily token limit.
+    ChannelDailyLimitExceeded,
+    /// Every candidate channel was left out only because of its daily limit.
+    DailyLimitExhausted,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for completeness tests (i18n, documentation).
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -39,6 +43,8 @@ impl ErrorCode {
         ErrorCode::UpstreamFailed,
         ErrorCode::UpstreamUnavailable,
         ErrorCode::UpstreamRejected,
+        ErrorCode::ChannelDailyLimitExceeded,
+        ErrorCode::DailyLimitExhausted,
         ErrorCode::Internal,
     ];
 
@@ -55,6 +61,8 @@ impl ErrorCode {
             ErrorCode::UpstreamFailed => "upstream_error",
             ErrorCode::UpstreamUnavailable => "upstream_unavailable",
             ErrorCode::UpstreamRejected => "upstream_rejected",
+            ErrorCode::ChannelDailyLimitExceeded => "channel_daily_token_limit_exceeded",
+            ErrorCode::DailyLimitExhausted => "daily_token_limit_exhausted",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -70,11 +78,19 @@ impl ErrorCode {
             ErrorCode::UpstreamFailed => StatusCode::BAD_GATEWAY,
             ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::UpstreamRejected => StatusCode::BAD_REQUEST,
+            ErrorCode::ChannelDailyLimitExceeded | ErrorCode::DailyLimitExhausted => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The OpenAI error `type` for this code.
+    ///
+    /// The daily limits use `rate_limit_error`: OpenAI SDKs pick their
+    /// exception from the status (429 → `RateLimitError`), and the type keeps
+    /// our `*_error` naming (Anthropic's API uses the same word). Clients that
+    /// need to tell a daily cap from an upstream rate limit match on `code`.
     pub fn openai_type(self) -> &'static str {
         match self {
             ErrorCode::InvalidRequest
@@ -85,6 +101,9 @@ impl ErrorCode {
             | ErrorCode::UpstreamRejected => "invalid_request_error",
             ErrorCode::Unauthorized | ErrorCode::Forbidden => "authentication_error",
             ErrorCode::UpstreamFailed | ErrorCode::UpstreamUnavailable => "upstream_error",
+            ErrorCode::ChannelDailyLimitExceeded | ErrorCode::DailyLimitExhausted => {
+                "rate_limit_error"
+            }
             ErrorCode::Internal => "server_error",
         }
     }

@@ -41,7 +41,6 @@ impl From<Message> for Text {
     }
 }
 
-
 /// An error on its way to a client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {

@@ -66,7 +66,8 @@ impl Message {
         use Message as M;
         match self {
             M::MissingApiKey => match locale {
-                En => "You didn't provide an API key. Send it as 'Authorization: Bearer sk-...'.".into(),
+                En => "You didn't provide an API key. Send it as 'Authorization: Bearer sk-...'."
+                    .into(),
                 ZhCn => "未提供 API 密钥。请通过 'Authorization: Bearer sk-...' 发送。".into(),
                 ZhTw => "未提供 API 金鑰。請透過 'Authorization: Bearer sk-...' 傳送。".into(),
             },
@@ -96,7 +97,9 @@ impl Message {
                 ZhTw => "必須提供 model 參數。".into(),
             },
             M::ModelNotFound { model } => match locale {
-                En => format!("The model `{model}` does not exist or you do not have access to it."),
+                En => {
+                    format!("The model `{model}` does not exist or you do not have access to it.")
+                }
                 ZhCn => format!("模型 `{model}` 不存在，或您无权使用。"),
                 ZhTw => format!("模型 `{model}` 不存在，或您無權使用。"),
             },
@@ -147,7 +150,9 @@ impl Message {
                 ),
             },
             M::AdminTokenMissing => match locale {
-                En => "The admin token is missing. Send it as 'Authorization: Bearer <token>'.".into(),
+                En => {
+                    "The admin token is missing. Send it as 'Authorization: Bearer <token>'.".into()
+                }
                 ZhCn => "缺少管理员令牌。请通过 'Authorization: Bearer <token>' 发送。".into(),
                 ZhTw => "缺少管理員權杖。請透過 'Authorization: Bearer <token>' 傳送。".into(),
             },
@@ -287,12 +292,16 @@ impl Message {
                 ZhTw => "until 不能早於 since。".into(),
             },
             M::TokenCountInvalid { field, max } => match locale {
-                En => format!("{field} must be a whole number of tokens from 0 to {max} (0 means unlimited)."),
+                En => format!(
+                    "{field} must be a whole number of tokens from 0 to {max} (0 means unlimited)."
+                ),
                 ZhCn => format!("{field} 必须是 0 到 {max} 之间的整数 token 数（0 表示不限）。"),
                 ZhTw => format!("{field} 必須是 0 到 {max} 之間的整數 token 數（0 表示不限）。"),
             },
             M::ZoneInvalid { field } => match locale {
-                En => format!("{field} must be an IANA time zone name such as Asia/Shanghai or UTC."),
+                En => {
+                    format!("{field} must be an IANA time zone name such as Asia/Shanghai or UTC.")
+                }
                 ZhCn => format!("{field} 必须是 IANA 时区名称，例如 Asia/Shanghai 或 UTC。"),
                 ZhTw => format!("{field} 必須是 IANA 時區名稱，例如 Asia/Shanghai 或 UTC。"),
             },
@@ -316,10 +325,19 @@ impl Message {
             Message::ModelRequired,
             Message::ModelNotFound { model: text() },
             Message::BodyTooLarge { limit: 1 },
-            Message::UpstreamAttemptsFailed { attempts: 2, last: text() },
+            Message::UpstreamAttemptsFailed {
+                attempts: 2,
+                last: text(),
+            },
             Message::NoChannelTried,
-            Message::ChannelDailyLimitExceeded { channel: text(), seconds: 3_700 },
-            Message::DailyLimitExhausted { model: text(), seconds: 59 },
+            Message::ChannelDailyLimitExceeded {
+                channel: text(),
+                seconds: 3_700,
+            },
+            Message::DailyLimitExhausted {
+                model: text(),
+                seconds: 59,
+            },
             Message::AdminTokenMissing,
             Message::AdminTokenWrong,
             Message::NoSuchRoute,
@@ -338,7 +356,10 @@ impl Message {
             Message::PageInvalid,
             Message::PerPageInvalid { max: 1 },
             Message::FieldEmpty { field: text() },
-            Message::FieldTooLong { field: text(), max: 1 },
+            Message::FieldTooLong {
+                field: text(),
+                max: 1,
+            },
             Message::ListEmpty { field: text() },
             Message::UrlInvalid { detail: text() },
             Message::UrlScheme,
@@ -348,7 +369,10 @@ impl Message {
             Message::PriorityRange { min: 0, max: 1 },
             Message::WeightRange { max: 1 },
             Message::UntilBeforeSince,
-            Message::TokenCountInvalid { field: text(), max: 1 },
+            Message::TokenCountInvalid {
+                field: text(),
+                max: 1,
+            },
             Message::ZoneInvalid { field: text() },
             Message::DateInvalid { field: text() },
         ]

@@ -44,7 +44,11 @@ impl Locale {
                 let traditional = rest
                     .iter()
                     .any(|part| matches!(*part, "tw" | "hk" | "mo" | "hant"));
-                Some(if traditional { Locale::ZhTw } else { Locale::ZhCn })
+                Some(if traditional {
+                    Locale::ZhTw
+                } else {
+                    Locale::ZhCn
+                })
             }
             "*" => Some(Locale::En),
             _ => None,

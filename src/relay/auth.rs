@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::i18n::Message;
@@ -18,18 +18,21 @@ use crate::snapshot::Snapshot;
 
 const X_API_KEY: &str = "x-api-key";
 
-/// The key's token, if it may make requests now.
-pub fn authenticate(headers: &HeaderMap, snapshot: &Snapshot) -> Result<Arc<Token>, ApiError> {
-    let key = presented_key(headers).ok_or_else(|| {
-        ApiError::new(ErrorCode::Unauthorized, Message::MissingApiKey)
-    })?;
+/// The key's token, if it may make requests at `now` (the injected clock's).
+pub fn authenticate(
+    headers: &HeaderMap,
+    snapshot: &Snapshot,
+    now: DateTime<Utc>,
+) -> Result<Arc<Token>, ApiError> {
+    let key = presented_key(headers)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, Message::MissingApiKey))?;
     let token = snapshot
         .token_by_hash(&KeyHash::of(key))
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, Message::IncorrectApiKey))?;
     if token.spec.status != TokenStatus::Enabled {
         return Err(ApiError::new(ErrorCode::Forbidden, Message::ApiKeyDisabled));
     }
-    if token.is_expired(Utc::now()) {
+    if token.is_expired(now) {
         return Err(ApiError::new(ErrorCode::Forbidden, Message::ApiKeyExpired));
     }
     Ok(Arc::clone(token))

@@ -6,6 +6,7 @@
 //! `stream_options.include_usage = true`. Client headers (auth included) are
 //! never forwarded.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -13,21 +14,21 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::auth;
+use super::dispatch::{Demand, Dispatch};
 use super::meter::Meter;
 use super::request_id::RequestId;
 use super::stream::relay_stream;
 use super::upstream::{self, Failure, Success};
-use super::usage::{self, RawUsage, TextMeasure};
+use super::usage::{self, TextMeasure};
+use super::{affinity, auth};
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode, OpenAiError};
 use crate::i18n::Message;
 use crate::model::Token;
-use crate::routing::Plan;
-use crate::snapshot::Snapshot;
+use crate::routing::Route;
+use crate::snapshot::{ChannelEntry, Snapshot};
 
 pub const ENDPOINT: &str = "/v1/chat/completions";
 
@@ -47,15 +48,90 @@ pub async fn chat_completions(
 ) -> Result<Response, OpenAiError> {
     let started = Instant::now();
     let snapshot = state.snapshot();
-    let token = auth::authenticate(request.headers(), &snapshot)
+    let token = auth::authenticate(request.headers(), &snapshot, state.clock.now())
         .map_err(|error| super::rejected(&request_id, ENDPOINT, error))?;
     let mut meter = Meter::start(&state, &request_id, token.id, ENDPOINT, started);
+    let session = request
+        .headers()
+        .get(affinity::SESSION_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
     let chat = match parse(&state, request, &token).await {
         Ok(chat) => chat,
         Err(error) => return Err(meter.fail(error)),
     };
-    meter.request(&chat.model, chat.stream, usage::estimate_prompt(&chat.body));
-    relay(&state, &snapshot, &token, chat, meter).await
+    let demand = Demand {
+        prompt: usage::estimate_prompt(&chat.body),
+        completion: usage::requested_completion(&chat.body),
+    };
+    meter.request(&chat.model, chat.stream, demand.prompt);
+    let route = Candidates::of(&snapshot, &token, &chat.model);
+    if route.get().is_empty() {
+        return Err(meter.fail(model_not_found(&chat.model)));
+    }
+    let mut dispatch = Dispatch::new(&state, route.get(), demand, request_id.as_str());
+    if token.spec.channel_id.is_none()
+        && let Some(source) = affinity::source(&chat.body, session.as_deref())
+    {
+        let key = state.affinity.key(source, &chat.model, &token.spec.group);
+        let scope = (chat.model.as_str(), token.spec.group.as_str());
+        let now = state.clock.now();
+        let preferred = affinity::recall(
+            &state.affinity,
+            &snapshot,
+            key,
+            scope,
+            request_id.as_str(),
+            now,
+        );
+        dispatch = dispatch.with_affinity(key, preferred);
+    }
+    relay(&state, &route, dispatch, chat, meter).await
+}
+
+/// The channels a key may use for a model: its group's route, or a route of
+/// its bound channel alone (empty if that channel cannot serve the model).
+enum Candidates<'s> {
+    Group(&'s Route),
+    Bound(Route),
+}
+
+impl<'s> Candidates<'s> {
+    fn of(snapshot: &'s Snapshot, token: &Token, model: &str) -> Candidates<'s> {
+        match token.spec.channel_id {
+            None => Candidates::Group(snapshot.route(&token.spec.group, model)),
+            Some(bound) => Candidates::Bound(
+                snapshot
+                    .channel(bound)
+                    .filter(|entry| {
+                        entry.channel.is_enabled()
+                            && entry
+                                .channel
+                                .spec
+                                .models
+                                .iter()
+                                .any(|listed| listed == model)
+                    })
+                    .map(|entry| Route::single(Arc::clone(entry)))
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
+    fn get(&self) -> &Route {
+        match self {
+            Candidates::Group(route) => route,
+            Candidates::Bound(route) => route,
+        }
+    }
+
+    /// The bound channel, for a key bound to one that can serve the model.
+    fn bound(&self) -> Option<&Arc<ChannelEntry>> {
+        match self {
+            Candidates::Group(_) => None,
+            Candidates::Bound(route) => route.entries().next(),
+        }
+    }
 }
 
 /// Reads and validates the body, within the size limit.
@@ -112,18 +188,14 @@ async fn parse(state: &AppState, request: Request, token: &Token) -> Result<Chat
     })
 }
 
-/// Tries channels in plan order until one answers or the attempts run out.
+/// Tries channels in dispatch order until one answers or the attempts run out.
 async fn relay(
     state: &AppState,
-    snapshot: &Snapshot,
-    token: &Token,
+    candidates: &Candidates<'_>,
+    mut dispatch: Dispatch<'_>,
     mut chat: ChatRequest,
     mut meter: Meter,
 ) -> Result<Response, OpenAiError> {
-    let mut plan = Plan::for_token(snapshot, token, &chat.model, &|_| true);
-    if plan.is_empty() {
-        return Err(meter.fail(model_not_found(&chat.model)));
-    }
     if chat.stream {
         request_usage(&mut chat.body);
     }
@@ -132,15 +204,14 @@ async fn relay(
     let mut last_failure = None;
     let mut all_unreachable = true;
     while attempts < max_attempts {
-        let Some(id) = plan.next(&mut rand::rng()) else {
+        let Some((entry, hold)) = dispatch.next() else {
             break;
         };
-        let Some(entry) = snapshot.channel(id) else {
-            continue;
-        };
         attempts += 1;
+        let id = entry.channel.id;
         let upstream_model = entry.channel.upstream_model(&chat.model);
         meter.tried(id, upstream_model);
+        meter.hold(hold);
         chat.body.insert(
             "model".to_string(),
             Value::String(upstream_model.to_string()),
@@ -153,6 +224,7 @@ async fn relay(
                 content_type,
                 body,
             }) => {
+                dispatch.served_by(entry);
                 return Ok(complete(meter, status, content_type, body));
             }
             Ok(Success::Streaming {
@@ -160,6 +232,7 @@ async fn relay(
                 first,
                 rest,
             }) => {
+                dispatch.served_by(entry);
                 meter.first_byte();
                 meter.respond(status, None);
                 let idle = state.config.stream_idle_timeout;
@@ -177,10 +250,12 @@ async fn relay(
                 content_type,
                 body,
             }) => {
+                meter.attempt_failed(upstream::usage_in(&body));
                 meter.respond(status, Some(ErrorCode::UpstreamRejected.as_str()));
                 return Ok(verbatim(status, content_type, body));
             }
             Err(failure) => {
+                meter.attempt_failed(failure.reported_usage());
                 tracing::warn!(
                     request_id = meter.request_id(),
                     channel = id.0,
@@ -192,7 +267,34 @@ async fn relay(
             }
         }
     }
+    if attempts == 0
+        && let Some(seconds) = dispatch.capped_for()
+    {
+        return Err(meter.fail(capped(candidates, &chat.model, seconds)));
+    }
     Err(meter.fail(exhausted(attempts, last_failure, all_unreachable)))
+}
+
+/// Nothing was tried because every candidate is at its daily limit: the
+/// bound channel's own 429, or the group's, until the earliest reset.
+fn capped(candidates: &Candidates<'_>, model: &str, seconds: u64) -> ApiError {
+    let (code, message) = match candidates.bound() {
+        Some(entry) => (
+            ErrorCode::ChannelDailyLimitExceeded,
+            Message::ChannelDailyLimitExceeded {
+                channel: entry.channel.spec.name.clone(),
+                seconds,
+            },
+        ),
+        None => (
+            ErrorCode::DailyLimitExhausted,
+            Message::DailyLimitExhausted {
+                model: model.to_string(),
+                seconds,
+            },
+        ),
+    };
+    ApiError::new(code, message).with_retry_after(seconds)
 }
 
 /// Asks the upstream for the usage chunk, keeping other stream options.
@@ -208,12 +310,6 @@ fn request_usage(body: &mut Map<String, Value>) {
     }
 }
 
-#[derive(Deserialize)]
-struct UsageOnly {
-    #[serde(default)]
-    usage: Option<RawUsage>,
-}
-
 /// Relays a whole reply unchanged; the body is parsed only to find its usage.
 fn complete(
     mut meter: Meter,
@@ -221,9 +317,7 @@ fn complete(
     content_type: Option<HeaderValue>,
     body: Bytes,
 ) -> Response {
-    let reported = serde_json::from_slice::<UsageOnly>(&body)
-        .ok()
-        .and_then(|reply| reply.usage);
+    let reported = upstream::usage_in(&body);
     let completion = match reported {
         Some(_) => TextMeasure::default(),
         None => serde_json::from_slice::<Value>(&body)
@@ -252,7 +346,7 @@ fn exhausted(attempts: usize, last: Option<Failure>, all_unreachable: bool) -> A
         ErrorCode::UpstreamFailed
     };
     let message = match last {
-        Some(Failure::Unreachable(last) | Failure::Failed(last)) => {
+        Some(Failure::Unreachable(last) | Failure::Failed { summary: last, .. }) => {
             Message::UpstreamAttemptsFailed { attempts, last }
         }
         _ => Message::NoChannelTried,
@@ -271,8 +365,5 @@ fn model_not_found(model: &str) -> ApiError {
 }
 
 fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        ErrorCode::PayloadTooLarge,
-        Message::BodyTooLarge { limit },
-    )
+    ApiError::new(ErrorCode::PayloadTooLarge, Message::BodyTooLarge { limit })
 }

@@ -1,6 +1,23 @@
-//! The one place a finished relay request is accounted for: its request-log
-//! row and its `tracing` event. The daily-limit issue adds token counting to
-//! [`finish`], and nowhere else.
+//! The one place a relay request is accounted for: its request-log row, its
+//! `tracing` event, and its tokens in the channel's daily counter.
+//!
+//! # Daily counting
+//! Before each attempt the relay takes a [`Hold`] on the channel: a
+//! reservation of the estimated tokens against the channel's daily cap
+//! (channels without a limit reserve nothing). Every hold ends here, exactly
+//! once:
+//! - a failed attempt ([`Meter::attempt_failed`]) counts only the usage the
+//!   upstream reported for it, and releases the rest;
+//! - the attempt that served the client is counted when the request is over
+//!   ([`finish`]): the raw total (`total_tokens`, else prompt + completion),
+//!   or the gateway's estimate when the upstream reported none (estimated
+//!   totals count too), on the day the request completes, in the channel's
+//!   zone;
+//! - a client that went away mid-stream is counted for what it was sent (the
+//!   reported usage if it arrived, else the estimate of what was seen);
+//! - a request dropped before any upstream success releases its hold.
+//!
+//! Endpoints therefore only hand over usage; they never touch the counters.
 //!
 //! Endpoints do not call [`finish`] directly. They hold a [`Meter`], tell it
 //! what happened, and let it record on drop. Drop is what makes a client
@@ -10,13 +27,16 @@
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use super::request_id::RequestId;
 use super::usage::{RawUsage, TextMeasure, Usage};
 use crate::AppState;
+use crate::daily::{Capped, Counters, Reservation};
 use crate::error::{ApiError, OpenAiError};
 use crate::model::{ChannelId, RequestLog, TokenId};
+use crate::snapshot::ChannelEntry;
 
 /// The log-only error code of a request whose client went away first.
 pub const CLIENT_CLOSED: &str = "client_closed";
@@ -39,11 +59,74 @@ pub struct Outcome {
     pub usage: Usage,
     pub latency: Duration,
     pub ttft: Option<Duration>,
+    /// The daily-counter hold of the last attempt, if it is still open.
+    pub hold: Option<Hold>,
+    /// Whether an upstream success reached the client: the hold is then
+    /// counted with `usage.total`, otherwise released.
+    pub served: bool,
 }
 
-/// Records a finished request: queues its log row and emits its event. Keys
-/// never appear in either.
-pub fn finish(state: &AppState, outcome: Outcome) {
+/// An attempt's claim on its channel's daily counter: the channel, the zone
+/// its day is in, and the reservation (none for channels without a limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a hold must be counted or released"]
+pub struct Hold {
+    pub channel_id: ChannelId,
+    pub zone: Tz,
+    pub reservation: Option<Reservation>,
+}
+
+impl Hold {
+    /// Admits an attempt on `entry` if its day is not capped, reserving
+    /// `estimate` tokens in the same step so concurrent requests cannot all
+    /// slip under the cap. Channels without a limit are always admitted and
+    /// reserve nothing.
+    pub fn take(
+        counters: &Counters,
+        entry: &ChannelEntry,
+        estimate: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Hold, Capped> {
+        let channel_id = entry.channel.id;
+        let reservation = if entry.cap.limit == 0 {
+            None
+        } else {
+            Some(counters.try_reserve(channel_id, entry.cap, estimate, now)?)
+        };
+        Ok(Hold {
+            channel_id,
+            zone: entry.cap.zone,
+            reservation,
+        })
+    }
+
+    /// Counts `tokens` on the day `now` falls on, replacing the reservation.
+    pub fn count(self, counters: &Counters, tokens: u64, now: DateTime<Utc>) {
+        if tokens == 0 && self.reservation.is_none() {
+            return;
+        }
+        counters.count(self.channel_id, self.zone, tokens, self.reservation, now);
+    }
+
+    /// Gives the reservation back without counting anything.
+    pub fn release(self, counters: &Counters) {
+        if let Some(reservation) = self.reservation {
+            counters.release(reservation);
+        }
+    }
+}
+
+/// Records a finished request: settles its daily-counter hold, queues its
+/// log row and emits its event. Keys never appear in either.
+pub fn finish(state: &AppState, mut outcome: Outcome) {
+    let now = state.clock.now();
+    if let Some(hold) = outcome.hold.take() {
+        if outcome.served {
+            hold.count(&state.counters, outcome.usage.total, now);
+        } else {
+            hold.release(&state.counters);
+        }
+    }
     let channel_ids: Vec<i64> = outcome.channel_ids.iter().map(|id| id.0).collect();
     tracing::info!(
         request_id = %outcome.request_id,
@@ -60,7 +143,7 @@ pub fn finish(state: &AppState, outcome: Outcome) {
     );
     state.logs.record(RequestLog {
         id: 0,
-        time: Utc::now(),
+        time: now,
         request_id: outcome.request_id,
         token_id: outcome.token_id,
         channel_ids: outcome.channel_ids,
@@ -122,6 +205,8 @@ impl Meter {
                 usage: Usage::default(),
                 latency: Duration::ZERO,
                 ttft: None,
+                hold: None,
+                served: false,
             },
             prompt_estimate: 0,
             reported: None,
@@ -142,6 +227,28 @@ impl Meter {
         self.outcome.channel_ids.push(channel);
         if self.outcome.upstream_model.as_deref() != Some(upstream_model) {
             self.outcome.upstream_model = Some(upstream_model.to_string());
+        }
+    }
+
+    /// The daily-counter hold of the attempt about to start.
+    pub fn hold(&mut self, hold: Hold) {
+        if let Some(previous) = self.outcome.hold.replace(hold) {
+            // An attempt always ends before the next begins; never leak.
+            previous.release(&self.state.counters);
+        }
+    }
+
+    /// The attempt failed: counts what the upstream reported it consumed
+    /// (if anything), on the day it failed, and releases the rest.
+    pub fn attempt_failed(&mut self, reported: Option<RawUsage>) {
+        let Some(hold) = self.outcome.hold.take() else {
+            return;
+        };
+        let tokens = reported.map_or(0, |raw| Usage::reported(raw).total);
+        if tokens > 0 {
+            hold.count(&self.state.counters, tokens, self.state.clock.now());
+        } else {
+            hold.release(&self.state.counters);
         }
     }
 
@@ -194,6 +301,7 @@ impl Drop for Meter {
     fn drop(&mut self) {
         let mut outcome = std::mem::take(&mut self.outcome);
         outcome.usage = self.usage();
+        outcome.served = self.served;
         outcome.latency = self.started.elapsed();
         finish(&self.state, outcome);
     }

@@ -6,15 +6,21 @@
 //!
 //! - `auth`: the client key → its token.
 //! - `chat`: `POST /v1/chat/completions` and its retry loop.
+//! - `dispatch`: which channel each attempt goes to, with the daily cap
+//!   enforced on every path (affinity, selection, retries, bound keys).
+//! - `affinity`: sticky routing for upstream prompt-cache hits.
 //! - `upstream`: one attempt against one channel.
 //! - `stream`, `sse`: relaying a stream event by event.
 //! - `usage`: reported and estimated token counts.
-//! - `meter`: the request-log row and tracing event of each request.
+//! - `meter`: the request-log row, tracing event and daily count of each
+//!   request; the only place the daily counters are charged.
 //! - `models`: `GET /v1/models`.
 //! - `request_id`: the `x-request-id` middleware for every response.
 
+pub mod affinity;
 pub mod auth;
 pub mod chat;
+pub mod dispatch;
 pub mod meter;
 pub mod models;
 pub mod request_id;

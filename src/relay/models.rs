@@ -40,7 +40,7 @@ pub async fn list_models(
     headers: HeaderMap,
 ) -> Result<Json<ModelList>, OpenAiError> {
     let snapshot = state.snapshot();
-    let token = auth::authenticate(&headers, &snapshot)
+    let token = auth::authenticate(&headers, &snapshot, state.clock.now())
         .map_err(|error| super::rejected(&request_id, ENDPOINT, error))?;
     let data = usable_models(&snapshot, &token)
         .into_iter()

@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
+use super::usage::RawUsage;
 use crate::AppState;
 use crate::snapshot::ChannelEntry;
 
@@ -44,14 +45,47 @@ pub enum Success {
 pub enum Failure {
     /// Connect error or timeout: the channel could not be reached in time.
     Unreachable(String),
-    /// A retryable failure of the channel (401, 403, 408, 429, 5xx, broken body).
-    Failed(String),
+    /// A retryable failure of the channel (401, 403, 408, 429, 5xx, broken
+    /// body), with the usage its error body reported, if any.
+    Failed {
+        summary: String,
+        usage: Option<RawUsage>,
+    },
     /// An upstream 4xx about the request itself: passed to the client verbatim.
     Rejected {
         status: StatusCode,
         content_type: Option<HeaderValue>,
         body: Bytes,
     },
+}
+
+impl Failure {
+    /// A failure that reported no usage.
+    fn failed(summary: impl Into<String>) -> Failure {
+        Failure::Failed {
+            summary: summary.into(),
+            usage: None,
+        }
+    }
+
+    /// What the upstream reported this attempt consumed: only ever from its
+    /// error body (a few providers bill failed requests and say so).
+    pub fn reported_usage(&self) -> Option<RawUsage> {
+        match self {
+            Failure::Unreachable(_) => None,
+            Failure::Failed { usage, .. } => *usage,
+            Failure::Rejected { body, .. } => usage_in(body),
+        }
+    }
+}
+
+/// The `usage` object of a JSON body, if it has one.
+pub fn usage_in(body: &[u8]) -> Option<RawUsage> {
+    #[derive(serde::Deserialize)]
+    struct UsageOnly {
+        usage: Option<RawUsage>,
+    }
+    serde_json::from_slice::<UsageOnly>(body).ok()?.usage
 }
 
 /// Whether an upstream status means "try another channel".
@@ -68,9 +102,7 @@ pub async fn attempt(
     stream: bool,
 ) -> Result<Success, Failure> {
     let Some(key) = entry.next_key() else {
-        return Err(Failure::Failed(
-            "the channel has no upstream key".to_string(),
-        ));
+        return Err(Failure::failed("the channel has no upstream key"));
     };
     let url = format!(
         "{}/chat/completions",
@@ -132,9 +164,7 @@ async fn first_chunk(rest: &mut ByteStream) -> Result<Bytes, Failure> {
             Some(Ok(chunk)) => return Ok(chunk),
             Some(Err(error)) => return Err(classify(error)),
             None => {
-                return Err(Failure::Failed(
-                    "the upstream stream ended before any data".to_string(),
-                ));
+                return Err(Failure::failed("the upstream stream ended before any data"));
             }
         }
     }
@@ -181,7 +211,10 @@ async fn failure(status: StatusCode, response: reqwest::Response, key: &str) -> 
         .await
         .unwrap_or_default();
     if is_retryable(status) || !status.is_client_error() {
-        Failure::Failed(summarise(status, &body, key))
+        Failure::Failed {
+            summary: summarise(status, &body, key),
+            usage: usage_in(&body),
+        }
     } else {
         Failure::Rejected {
             status,
@@ -206,7 +239,7 @@ fn classify(error: reqwest::Error) -> Failure {
     if unreachable {
         Failure::Unreachable(text)
     } else {
-        Failure::Failed(text)
+        Failure::failed(text)
     }
 }
 

@@ -93,6 +93,14 @@ impl TextMeasure {
     }
 }
 
+/// The completion budget the client set: `max_completion_tokens`, else
+/// `max_tokens`, when it is a whole number.
+pub fn requested_completion(request: &Map<String, Value>) -> Option<u64> {
+    ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|field| request.get(*field).and_then(Value::as_u64))
+}
+
 /// Estimated prompt tokens of a chat request body.
 pub fn estimate_prompt(request: &Map<String, Value>) -> u64 {
     let Some(Value::Array(messages)) = request.get("messages") else {
@@ -206,6 +214,25 @@ mod tests {
         for (body, tokens) in cases {
             let Value::Object(map) = body else { continue };
             assert_eq!(estimate_prompt(&map), tokens, "{map:?}");
+        }
+    }
+
+    /// The completion budget prefers max_completion_tokens over max_tokens.
+    #[test]
+    fn completion_budget() {
+        let cases = [
+            (json!({}), None),
+            (json!({"max_tokens": 500}), Some(500)),
+            (
+                json!({"max_tokens": 500, "max_completion_tokens": 700}),
+                Some(700),
+            ),
+            (json!({"max_tokens": "500"}), None),
+            (json!({"max_tokens": -1}), None),
+        ];
+        for (body, expected) in cases {
+            let Value::Object(map) = body else { continue };
+            assert_eq!(requested_completion(&map), expected, "{map:?}");
         }
     }
 

@@ -7,5 +7,7 @@
 mod admin;
 mod binary;
 mod compat;
+mod daily;
 mod relay;
 mod support;
+mod usage;

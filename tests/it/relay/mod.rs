@@ -66,23 +66,27 @@ impl Rig {
 
     /// The log row of `request_id`, polling until the batch writer has stored it.
     pub(crate) async fn log(&self, request_id: &str) -> Value {
-        for _ in 0..100 {
-            let path = "/api/logs?per_page=500";
-            let response = self
-                .gateway
-                .admin(reqwest::Method::GET, path)
-                .send()
-                .await
-                .unwrap();
-            let logs: Value = response.json().await.unwrap();
-            let rows = logs["items"].as_array().cloned().unwrap_or_default();
-            if let Some(row) = rows.into_iter().find(|row| row["request_id"] == request_id) {
-                return row;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no log row for {request_id}");
+        log_row(&self.gateway, request_id).await
     }
+}
+
+/// The log row of `request_id`, polling until the batch writer has stored it.
+pub(crate) async fn log_row(gateway: &TestGateway, request_id: &str) -> Value {
+    for _ in 0..100 {
+        let path = "/api/logs?per_page=500";
+        let response = gateway
+            .admin(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        let logs: Value = response.json().await.unwrap();
+        let rows = logs["items"].as_array().cloned().unwrap_or_default();
+        if let Some(row) = rows.into_iter().find(|row| row["request_id"] == request_id) {
+            return row;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no log row for {request_id}");
 }
 
 pub(crate) fn ask(model: &str) -> Value {

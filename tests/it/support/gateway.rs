@@ -2,9 +2,12 @@
 //! data dir, and offers small helpers for the admin API.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sluicegate::AppState;
+use sluicegate::clock::{Clock, ManualClock, SystemClock};
 use sluicegate::config::Config;
 use sluicegate::server::{self, Running};
 
@@ -26,6 +29,21 @@ impl TestGateway {
 
     /// A gateway whose config `adjust` may change before it starts.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestGateway {
+        TestGateway::start_on_clock(Arc::new(SystemClock), adjust).await
+    }
+
+    /// A gateway whose time is `clock`, so tests can cross midnight.
+    pub async fn start_with_clock(
+        clock: Arc<ManualClock>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestGateway {
+        TestGateway::start_on_clock(clock, adjust).await
+    }
+
+    async fn start_on_clock(
+        clock: Arc<dyn Clock>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestGateway {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -38,7 +56,9 @@ impl TestGateway {
             ..Config::default()
         };
         adjust(&mut config);
-        let running = server::start(config).await.expect("gateway starts");
+        let running = server::start_with_clock(config, clock)
+            .await
+            .expect("gateway starts");
         TestGateway {
             addr: running.addr,
             admin_token: ADMIN_TOKEN.to_string(),
@@ -46,6 +66,11 @@ impl TestGateway {
             running: Some(running),
             data_dir,
         }
+    }
+
+    /// The running server's state (counters, store, snapshot).
+    pub fn state(&self) -> &AppState {
+        &self.running.as_ref().expect("gateway is running").state
     }
 
     pub fn url(&self, path: &str) -> String {

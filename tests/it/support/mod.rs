@@ -3,4 +3,5 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod process;
 pub mod upstream;

@@ -9,7 +9,7 @@
 //! byte, a slow or broken stream.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -53,6 +53,10 @@ pub struct Behavior {
     /// Break the connection after this many stream events. Set a
     /// `chunk_delay` too, so the events before the break are flushed first.
     pub stop_after: Option<usize>,
+    /// When set, every request waits for a permit of this semaphore before
+    /// answering (after counting itself), so a test can hold requests in
+    /// flight and release them one by one with `add_permits`.
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Default for Behavior {
@@ -68,6 +72,7 @@ impl Default for Behavior {
             first_byte_delay: Duration::ZERO,
             chunk_delay: Duration::ZERO,
             stop_after: None,
+            gate: None,
         }
     }
 }
@@ -76,6 +81,8 @@ struct Shared {
     name: String,
     behavior: Mutex<Behavior>,
     requests: AtomicUsize,
+    /// The sum of `total_tokens` in every usage object sent.
+    reported: AtomicU64,
     /// Streams the client dropped before they finished.
     aborted: AtomicUsize,
     last_body: Mutex<Option<Value>>,
@@ -112,6 +119,7 @@ impl FakeUpstream {
             name: name.to_string(),
             behavior: Mutex::new(Behavior::default()),
             requests: AtomicUsize::new(0),
+            reported: AtomicU64::new(0),
             aborted: AtomicUsize::new(0),
             last_body: Mutex::new(None),
             auths: Mutex::new(Vec::new()),
@@ -139,6 +147,11 @@ impl FakeUpstream {
     /// Requests received, failed ones included.
     pub fn requests(&self) -> usize {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// The sum of `total_tokens` over every usage object this fake sent.
+    pub fn reported_tokens(&self) -> u64 {
+        self.shared.reported.load(Ordering::SeqCst)
     }
 
     /// Streams that were dropped before their end (the client went away).
@@ -202,6 +215,11 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         let fail_status = take_failure(&mut behavior.failing);
         (behavior.clone(), fail_status)
     };
+    if let Some(gate) = &behavior.gate
+        && let Ok(permit) = gate.acquire().await
+    {
+        permit.forget();
+    }
     if !behavior.first_byte_delay.is_zero() {
         tokio::time::sleep(behavior.first_byte_delay).await;
     }
@@ -232,6 +250,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         });
         if let Some(usage) = behavior.usage {
             reply["usage"] = usage_json(usage);
+            shared.reported.fetch_add(usage.total, Ordering::SeqCst);
         }
         (
             [(header::CONTENT_TYPE, "application/json")],
@@ -341,6 +360,9 @@ impl Drop for StreamGuard {
 
 fn stream(shared: Arc<Shared>, behavior: Behavior, model: String, with_usage: bool) -> Response {
     let events = events(&shared.name, &behavior, &model, with_usage);
+    if let (true, Some(usage), None) = (with_usage, behavior.usage, behavior.stop_after) {
+        shared.reported.fetch_add(usage.total, Ordering::SeqCst);
+    }
     let guard = StreamGuard {
         shared,
         finished: false,

@@ -1,0 +1,162 @@
+//! Which channel each attempt of a request goes to, with the daily cap
+//! enforced on every path: the affinity channel, normal selection, retries,
+//! and keys bound to one channel.
+//!
+//! A channel is offered only while its day is not capped, and an attempt
+//! starts only once its [`Hold`] (the in-flight reservation) is taken. A
+//! reservation refused because concurrent requests got there first counts
+//! as capped: the channel is skipped, the attempt is not spent, and the next
+//! channel is picked. What the selection left out for caps is remembered, so
+//! the relay can tell "every candidate is capped" (429) from "nothing
+//! serves this model" (404) and "the upstreams failed" (502/503).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::affinity::{self, AffinityKey};
+use super::meter::Hold;
+use crate::AppState;
+use crate::daily::day;
+use crate::routing::{Route, Selection};
+use crate::snapshot::ChannelEntry;
+
+/// The tokens a request may consume, for its reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Demand {
+    /// The gateway's estimate of the prompt.
+    pub prompt: u64,
+    /// `max_completion_tokens` or `max_tokens`, when the client set one.
+    pub completion: Option<u64>,
+}
+
+impl Demand {
+    /// The reservation on `entry`: the prompt estimate plus the requested
+    /// completion budget, or the channel's `daily_reserve_tokens` default.
+    pub fn estimate(&self, entry: &ChannelEntry) -> u64 {
+        self.prompt
+            .saturating_add(self.completion.unwrap_or(entry.default_reserve))
+    }
+}
+
+/// The affinity a request arrived with, and the channel it points to.
+pub struct Preferred<'r> {
+    pub key: AffinityKey,
+    pub entry: &'r Arc<ChannelEntry>,
+}
+
+/// One request's walk over its candidates.
+pub struct Dispatch<'r> {
+    state: &'r AppState,
+    selection: Selection<'r>,
+    preferred: Option<Preferred<'r>>,
+    affinity: Option<AffinityKey>,
+    demand: Demand,
+    request_id: &'r str,
+    /// The earliest reset among the candidates left out for their cap.
+    capped_until: Option<DateTime<Utc>>,
+}
+
+impl<'r> Dispatch<'r> {
+    pub fn new(
+        state: &'r AppState,
+        route: &'r Route,
+        demand: Demand,
+        request_id: &'r str,
+    ) -> Dispatch<'r> {
+        Dispatch {
+            state,
+            selection: Selection::new(route),
+            preferred: None,
+            affinity: None,
+            demand,
+            request_id,
+            capped_until: None,
+        }
+    }
+
+    /// Tries the request's affinity channel first, if it has one; remembers
+    /// the key either way so the serving channel can be recorded.
+    pub fn with_affinity(
+        mut self,
+        key: AffinityKey,
+        preferred: Option<&'r Arc<ChannelEntry>>,
+    ) -> Self {
+        self.affinity = Some(key);
+        self.preferred = preferred.map(|entry| Preferred { key, entry });
+        self
+    }
+
+    /// The next channel to try, with its hold taken; `None` when every
+    /// candidate was tried or is capped.
+    pub fn next(&mut self) -> Option<(&'r Arc<ChannelEntry>, Hold)> {
+        if let Some(Preferred { key, entry }) = self.preferred.take() {
+            self.selection.exclude(entry.channel.id);
+            match self.hold(entry) {
+                Some(hold) => return Some((entry, hold)),
+                None => affinity::fall_through(
+                    &self.state.affinity,
+                    key,
+                    entry.channel.id,
+                    "daily_limit",
+                    self.request_id,
+                ),
+            }
+        }
+        loop {
+            let now = self.state.clock.now();
+            let counters = &self.state.counters;
+            let capped_until = &mut self.capped_until;
+            let entry = self.selection.next(&mut rand::rng(), |entry| {
+                let capped = counters.is_capped(entry.channel.id, entry.cap, now);
+                if capped {
+                    note_reset(capped_until, day::next_reset(entry.cap.zone, now));
+                }
+                !capped
+            })?;
+            if let Some(hold) = self.hold(entry) {
+                return Some((entry, hold));
+            }
+        }
+    }
+
+    /// Takes the hold on `entry`, or notes when it resets if it is capped.
+    fn hold(&mut self, entry: &ChannelEntry) -> Option<Hold> {
+        let now = self.state.clock.now();
+        let estimate = self.demand.estimate(entry);
+        match Hold::take(&self.state.counters, entry, estimate, now) {
+            Ok(hold) => Some(hold),
+            Err(capped) => {
+                note_reset(&mut self.capped_until, capped.resets_at);
+                None
+            }
+        }
+    }
+
+    /// `entry` served the request: related requests go there next time.
+    pub fn served_by(&self, entry: &ChannelEntry) {
+        if let Some(key) = self.affinity {
+            let now = self.state.clock.now();
+            self.state.affinity.remember(key, entry.channel.id, now);
+        }
+    }
+
+    /// Seconds until the earliest reset among the candidates left out for
+    /// their cap, if any was (at least 1, for `Retry-After`).
+    pub fn capped_for(&self) -> Option<u64> {
+        let until = self.capped_until?;
+        let milliseconds = (until - self.state.clock.now()).num_milliseconds();
+        Some(
+            u64::try_from(milliseconds)
+                .unwrap_or(0)
+                .div_ceil(1000)
+                .max(1),
+        )
+    }
+}
+
+fn note_reset(earliest: &mut Option<DateTime<Utc>>, resets_at: DateTime<Utc>) {
+    if earliest.is_none_or(|current| resets_at < current) {
+        *earliest = Some(resets_at);
+    }
+}
