@@ -74,7 +74,10 @@ impl std::fmt::Debug for Config {
             .field("stream_idle_timeout", &self.stream_idle_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("timezone", &self.timezone)
             .finish()
     }

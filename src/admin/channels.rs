@@ -6,6 +6,7 @@
 //! that never changes the stored `status`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -326,11 +327,7 @@ pub async fn get(
     State(state): State<AppState>,
     Id(id): Id,
 ) -> Result<axum::Json<ChannelView>, ApiError> {
-    let entry = state
-        .snapshot()
-        .channel(ChannelId(id))
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("channel"))?;
+    let entry = entry(&state, ChannelId(id))?;
     Ok(axum::Json(ChannelView::of(
         &state,
         &entry,
@@ -403,12 +400,17 @@ pub async fn delete(State(state): State<AppState>, Id(id): Id) -> Result<StatusC
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn current(state: &AppState, id: ChannelId) -> Result<Channel, ApiError> {
+/// The snapshot entry of channel `id`, or a 404.
+pub(super) fn entry(state: &AppState, id: ChannelId) -> Result<Arc<ChannelEntry>, ApiError> {
     state
         .snapshot()
         .channel(id)
-        .map(|entry| entry.channel.clone())
+        .cloned()
         .ok_or_else(|| ApiError::not_found("channel"))
+}
+
+fn current(state: &AppState, id: ChannelId) -> Result<Channel, ApiError> {
+    entry(state, id).map(|entry| entry.channel.clone())
 }
 
 fn applied_channel(applied: Applied) -> Result<Channel, ApiError> {

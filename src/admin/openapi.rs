@@ -183,6 +183,32 @@ mod tests {
         assert_eq!(operations(&ApiDoc::openapi()), expected);
     }
 
+    /// The usage views are documented, and channel reads show `daily_usage`.
+    #[test]
+    fn document_describes_daily_usage() {
+        let document = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &document["components"]["schemas"];
+        for name in [
+            "ChannelUsage",
+            "DayUsage",
+            "DailyUsage",
+            "UsageList",
+            "UsageRow",
+        ] {
+            assert!(schemas[name].is_object(), "{name} is missing");
+        }
+        let channel = &schemas["ChannelView"]["properties"];
+        assert!(channel["daily_usage"].is_object(), "{channel}");
+        assert_eq!(
+            schemas["ChannelUsage"]["properties"]["date"]["format"],
+            "date"
+        );
+        assert_eq!(
+            schemas["ChannelUsage"]["properties"]["resets_at"]["format"],
+            "date-time"
+        );
+    }
+
     /// Both auth schemes are declared and admin routes require the admin token.
     #[test]
     fn document_declares_bearer_security() {

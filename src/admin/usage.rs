@@ -16,6 +16,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::channels::entry;
 use super::json::{Id, Query};
 use super::openapi::ErrorBody;
 use crate::AppState;
@@ -156,26 +157,8 @@ pub async fn reset(
     State(state): State<AppState>,
     Id(id): Id,
 ) -> Result<axum::Json<ChannelUsage>, ApiError> {
-    let channel_id = ChannelId(id);
-    let entry = entry(&state, channel_id)?;
-    let now = state.clock.now();
-    let date = day::date_in(entry.cap.zone, now);
-    let used_before = used_on(&state, channel_id, date).await?;
-    state
-        .apply(Command::ResetUsage {
-            channel_id,
-            date,
-            at: now,
-        })
-        .await?;
-    tracing::info!(
-        admin_action = "usage_reset",
-        channel_id = channel_id.0,
-        date = %date,
-        used_before,
-        "an admin reset a channel's daily token count"
-    );
-    let usage = channel_usage(&state, &entry, now).await?;
+    let entry = entry(&state, ChannelId(id))?;
+    let usage = reset_today(&state, &entry).await?;
     Ok(axum::Json(usage))
 }
 
@@ -197,6 +180,13 @@ pub async fn list(
         Some(text) => parse_date("date", text)?,
         None => day::date_in(state.config.timezone, state.clock.now()),
     };
+    let items = rows_on(&state, date).await?;
+    Ok(axum::Json(UsageList { date, items }))
+}
+
+/// Every channel's row for `date`, read as that calendar date in each
+/// channel's zone.
+async fn rows_on(state: &AppState, date: NaiveDate) -> Result<Vec<UsageRow>, ApiError> {
     let snapshot = state.snapshot();
     let in_memory: Vec<(&ChannelEntry, Option<u64>)> = snapshot
         .channels()
@@ -218,7 +208,7 @@ pub async fn list(
     } else {
         BTreeMap::new()
     };
-    let items = in_memory
+    let rows = in_memory
         .into_iter()
         .map(|(entry, used)| {
             let id = entry.channel.id;
@@ -232,20 +222,36 @@ pub async fn list(
             }
         })
         .collect();
-    Ok(axum::Json(UsageList { date, items }))
+    Ok(rows)
+}
+
+/// Zeroes the channel's count for today in its zone, through the replicated
+/// `Command::ResetUsage`, and logs the admin action with the count erased.
+async fn reset_today(state: &AppState, entry: &ChannelEntry) -> Result<ChannelUsage, ApiError> {
+    let channel_id = entry.channel.id;
+    let now = state.clock.now();
+    let date = day::date_in(entry.cap.zone, now);
+    let used_before = used_on(state, channel_id, date).await?;
+    state
+        .apply(Command::ResetUsage {
+            channel_id,
+            date,
+            at: now,
+        })
+        .await?;
+    tracing::info!(
+        admin_action = "usage_reset",
+        channel_id = channel_id.0,
+        date = %date,
+        used_before,
+        "an admin reset a channel's daily token count"
+    );
+    channel_usage(state, entry, now).await
 }
 
 /// `limit - used`, at least 0, or `None` when the channel has no limit.
 fn remaining(limit: u64, used: u64) -> Option<u64> {
     (limit > 0).then(|| limit.saturating_sub(used))
-}
-
-fn entry(state: &AppState, id: ChannelId) -> Result<std::sync::Arc<ChannelEntry>, ApiError> {
-    state
-        .snapshot()
-        .channel(id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("channel"))
 }
 
 /// A strict `YYYY-MM-DD` date.
@@ -278,6 +284,7 @@ async fn used_on(state: &AppState, id: ChannelId, date: NaiveDate) -> Result<u64
         .unwrap_or(0))
 }
 
+/// The channel's day as of `now`: today's live figures and the merged history.
 async fn channel_usage(
     state: &AppState,
     entry: &ChannelEntry,

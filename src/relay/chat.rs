@@ -5,8 +5,11 @@
 //! through untouched; only `model` is rewritten per channel, and streams get
 //! `stream_options.include_usage = true`. Client headers (auth included) are
 //! never forwarded.
+//!
+//! Which channel each attempt goes to, under the daily cap, is `dispatch`'s
+//! business; charging the counters is `meter`'s. This file only reports
+//! what each attempt did.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -16,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::dispatch::{Demand, Dispatch};
+use super::dispatch::{Candidates, Demand, Dispatch};
 use super::meter::Meter;
 use super::request_id::RequestId;
 use super::stream::relay_stream;
@@ -27,8 +30,6 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorCode, OpenAiError};
 use crate::i18n::Message;
 use crate::model::Token;
-use crate::routing::Route;
-use crate::snapshot::{ChannelEntry, Snapshot};
 
 pub const ENDPOINT: &str = "/v1/chat/completions";
 
@@ -65,73 +66,14 @@ pub async fn chat_completions(
         completion: usage::requested_completion(&chat.body),
     };
     meter.request(&chat.model, chat.stream, demand.prompt);
-    let route = Candidates::of(&snapshot, &token, &chat.model);
-    if route.get().is_empty() {
+    let candidates = Candidates::of(&snapshot, &token, &chat.model);
+    if candidates.route().is_empty() {
         return Err(meter.fail(model_not_found(&chat.model)));
     }
-    let mut dispatch = Dispatch::new(&state, route.get(), demand, request_id.as_str());
-    if token.spec.channel_id.is_none()
-        && let Some(source) = affinity::source(&chat.body, session.as_deref())
-    {
-        let key = state.affinity.key(source, &chat.model, &token.spec.group);
-        let scope = (chat.model.as_str(), token.spec.group.as_str());
-        let now = state.clock.now();
-        let preferred = affinity::recall(
-            &state.affinity,
-            &snapshot,
-            key,
-            scope,
-            request_id.as_str(),
-            now,
-        );
-        dispatch = dispatch.with_affinity(key, preferred);
-    }
-    relay(&state, &route, dispatch, chat, meter).await
-}
-
-/// The channels a key may use for a model: its group's route, or a route of
-/// its bound channel alone (empty if that channel cannot serve the model).
-enum Candidates<'s> {
-    Group(&'s Route),
-    Bound(Route),
-}
-
-impl<'s> Candidates<'s> {
-    fn of(snapshot: &'s Snapshot, token: &Token, model: &str) -> Candidates<'s> {
-        match token.spec.channel_id {
-            None => Candidates::Group(snapshot.route(&token.spec.group, model)),
-            Some(bound) => Candidates::Bound(
-                snapshot
-                    .channel(bound)
-                    .filter(|entry| {
-                        entry.channel.is_enabled()
-                            && entry
-                                .channel
-                                .spec
-                                .models
-                                .iter()
-                                .any(|listed| listed == model)
-                    })
-                    .map(|entry| Route::single(Arc::clone(entry)))
-                    .unwrap_or_default(),
-            ),
-        }
-    }
-
-    fn get(&self) -> &Route {
-        match self {
-            Candidates::Group(route) => route,
-            Candidates::Bound(route) => route,
-        }
-    }
-
-    /// The bound channel, for a key bound to one that can serve the model.
-    fn bound(&self) -> Option<&Arc<ChannelEntry>> {
-        match self {
-            Candidates::Group(_) => None,
-            Candidates::Bound(route) => route.entries().next(),
-        }
-    }
+    let source = affinity::source(&chat.body, session.as_deref());
+    let dispatch = Dispatch::new(&state, candidates.route(), demand, request_id.as_str())
+        .with_affinity(&snapshot, &token, &chat.model, source);
+    relay(&state, &candidates, dispatch, chat, meter).await
 }
 
 /// Reads and validates the body, within the size limit.
@@ -204,7 +146,7 @@ async fn relay(
     let mut last_failure = None;
     let mut all_unreachable = true;
     while attempts < max_attempts {
-        let Some((entry, hold)) = dispatch.next() else {
+        let Some((entry, hold)) = dispatch.next_channel() else {
             break;
         };
         attempts += 1;

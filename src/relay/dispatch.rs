@@ -18,8 +18,48 @@ use super::affinity::{self, AffinityKey};
 use super::meter::Hold;
 use crate::AppState;
 use crate::daily::day;
+use crate::model::Token;
 use crate::routing::{Route, Selection};
-use crate::snapshot::ChannelEntry;
+use crate::snapshot::{ChannelEntry, Snapshot};
+
+/// The channels a key may use for a model: its group's route, or a route of
+/// its bound channel alone (empty if that channel cannot serve the model).
+pub enum Candidates<'s> {
+    Group(&'s Route),
+    Bound(Route),
+}
+
+impl<'s> Candidates<'s> {
+    pub fn of(snapshot: &'s Snapshot, token: &Token, model: &str) -> Candidates<'s> {
+        let Some(bound) = token.spec.channel_id else {
+            return Candidates::Group(snapshot.route(&token.spec.group, model));
+        };
+        let serving = snapshot.channel(bound).filter(|entry| {
+            let spec = &entry.channel.spec;
+            entry.channel.is_enabled() && spec.models.iter().any(|listed| listed == model)
+        });
+        Candidates::Bound(
+            serving
+                .map(|entry| Route::single(Arc::clone(entry)))
+                .unwrap_or_default(),
+        )
+    }
+
+    pub fn route(&self) -> &Route {
+        match self {
+            Candidates::Group(route) => route,
+            Candidates::Bound(route) => route,
+        }
+    }
+
+    /// The bound channel, for a key bound to one that can serve the model.
+    pub fn bound(&self) -> Option<&Arc<ChannelEntry>> {
+        match self {
+            Candidates::Group(_) => None,
+            Candidates::Bound(route) => route.entries().next(),
+        }
+    }
+}
 
 /// The tokens a request may consume, for its reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,13 +115,24 @@ impl<'r> Dispatch<'r> {
         }
     }
 
-    /// Tries the request's affinity channel first, if it has one; remembers
-    /// the key either way so the serving channel can be recorded.
+    /// Uses channel affinity when the request names a `source` and its key
+    /// is not bound to a channel: the remembered channel is tried first if
+    /// it is still on the route, and the serving channel is remembered.
     pub fn with_affinity(
         mut self,
-        key: AffinityKey,
-        preferred: Option<&'r Arc<ChannelEntry>>,
+        snapshot: &'r Snapshot,
+        token: &Token,
+        model: &str,
+        source: Option<&str>,
     ) -> Self {
+        let Some(source) = source.filter(|_| token.spec.channel_id.is_none()) else {
+            return self;
+        };
+        let cache = &self.state.affinity;
+        let key = cache.key(source, model, &token.spec.group);
+        let now = self.state.clock.now();
+        let scope = (model, token.spec.group.as_str());
+        let preferred = affinity::recall(cache, snapshot, key, scope, self.request_id, now);
         self.affinity = Some(key);
         self.preferred = preferred.map(|entry| Preferred { key, entry });
         self
@@ -89,7 +140,7 @@ impl<'r> Dispatch<'r> {
 
     /// The next channel to try, with its hold taken; `None` when every
     /// candidate was tried or is capped.
-    pub fn next(&mut self) -> Option<(&'r Arc<ChannelEntry>, Hold)> {
+    pub fn next_channel(&mut self) -> Option<(&'r Arc<ChannelEntry>, Hold)> {
         if let Some(Preferred { key, entry }) = self.preferred.take() {
             self.selection.exclude(entry.channel.id);
             match self.hold(entry) {

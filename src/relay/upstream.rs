@@ -294,6 +294,38 @@ mod tests {
         }
     }
 
+    /// A failed attempt reports only the usage its error body states.
+    #[test]
+    fn failures_report_only_stated_usage() {
+        let billed = br#"{"error":{"message":"x"},"usage":{"prompt_tokens":5,"total_tokens":5}}"#;
+        let cases: [(Failure, Option<u64>); 4] = [
+            (Failure::Unreachable("down".into()), None),
+            (Failure::failed("500"), None),
+            (
+                Failure::Failed {
+                    summary: "500".into(),
+                    usage: usage_in(billed),
+                },
+                Some(5),
+            ),
+            (
+                Failure::Rejected {
+                    status: StatusCode::BAD_REQUEST,
+                    content_type: None,
+                    body: Bytes::from_static(billed),
+                },
+                Some(5),
+            ),
+        ];
+        for (failure, total) in cases {
+            let reported = failure
+                .reported_usage()
+                .and_then(|usage| usage.total_tokens);
+            assert_eq!(reported, total, "{failure:?}");
+        }
+        assert!(usage_in(b"not json").is_none());
+    }
+
     /// Summaries quote a JSON error message, shortened, never the key.
     #[test]
     fn summaries_hide_keys() {

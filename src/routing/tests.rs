@@ -53,11 +53,14 @@ fn admit_all(_: ChannelId) -> bool {
     true
 }
 
+type Spec = (i64, i64, u32);
+type Admit = fn(ChannelId) -> bool;
+
 /// Tiers are exhausted from the highest priority down, and nothing repeats.
 #[test]
 fn tiers_go_highest_first_without_repeats() {
-    type Spec = (i64, i64, u32);
-    let cases: [(&str, &[Spec], &[&[i64]]); 6] = [
+    type Tiers = &'static [&'static [i64]];
+    let cases: [(&str, &[Spec], Tiers); 6] = [
         ("empty", &[], &[]),
         ("single", &[(1, 0, 1)], &[&[1]]),
         (
@@ -101,7 +104,7 @@ fn tiers_go_highest_first_without_repeats() {
 #[test]
 fn admit_filters_before_tiers() {
     let route = route(&[(1, 10, 1), (2, 10, 1), (3, 0, 1)]);
-    let cases: [(&str, fn(ChannelId) -> bool, Vec<i64>); 3] = [
+    let cases: [(&str, Admit, Vec<i64>); 3] = [
         ("skip one", |id| id != ChannelId(1), vec![2, 3]),
         ("whole top tier capped", |id| id == ChannelId(3), vec![3]),
         ("all capped", |_| false, vec![]),
@@ -168,9 +171,9 @@ fn zero_weight_waits_for_weighted_peers() {
 /// split stays exact among the admitted channels when others are capped.
 #[test]
 fn first_pick_follows_weights() {
-    type Spec = (i64, i64, u32);
+    type Shares = &'static [(i64, f64)];
     let capped_two = |id: ChannelId| id != ChannelId(2);
-    let cases: [(&[Spec], fn(ChannelId) -> bool, &[(i64, f64)]); 4] = [
+    let cases: [(&[Spec], Admit, Shares); 4] = [
         (&[(1, 0, 3), (2, 0, 1)], admit_all, &[(1, 0.75), (2, 0.25)]),
         (&[(1, 0, 0), (2, 0, 0)], admit_all, &[(1, 0.5), (2, 0.5)]),
         (&[(1, 0, 1), (2, 0, 1)], admit_all, &[(1, 0.5), (2, 0.5)]),

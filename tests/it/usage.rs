@@ -620,6 +620,9 @@ async fn reset_is_logged_as_an_admin_action() {
     let id = rig.channel("m", json!({})).await;
     assert_eq!(rig.relay("m").await, StatusCode::OK);
     rig.usage_reaching(id, PER_REQUEST).await;
+    // Another test may have registered the reset event's callsite while no
+    // subscriber wanted it; re-ask every live subscriber, this one included.
+    tracing::callsite::rebuild_interest_cache();
     let path = format!("/api/channels/{id}/usage/reset");
     let (status, _) = rig.call(Method::POST, &path, None).await;
     assert_eq!(status, StatusCode::OK);
