@@ -8,6 +8,7 @@ mod admin;
 mod binary;
 mod compat;
 mod daily;
+mod durability;
 mod relay;
 mod support;
 mod usage;
