@@ -21,6 +21,10 @@ pub struct ChannelEntry {
     pub cap: Cap,
     /// Tokens an admitted request reserves when it sets no `max_tokens`.
     pub default_reserve: u64,
+    /// `base_url` + `/chat/completions`, parsed once here rather than on
+    /// every request. `None` only if the stored base URL does not parse
+    /// (admin validation prevents that).
+    pub chat_completions_url: Option<reqwest::Url>,
     /// Round-robin position over the channel's keys. Carried over from the
     /// previous snapshot so that a config write does not restart rotation.
     key_cursor: Arc<AtomicUsize>,
@@ -38,7 +42,13 @@ impl ChannelEntry {
         default_zone: Tz,
         key_cursor: Arc<AtomicUsize>,
     ) -> ChannelEntry {
+        let chat_completions_url = reqwest::Url::parse(&format!(
+            "{}/chat/completions",
+            channel.spec.base_url.trim_end_matches('/')
+        ))
+        .ok();
         ChannelEntry {
+            chat_completions_url,
             cap: settings::cap_of(&channel.spec.settings, default_zone),
             default_reserve: settings::default_reserve(&channel.spec.settings),
             channel,

@@ -104,10 +104,9 @@ pub async fn attempt(
     let Some(key) = entry.next_key() else {
         return Err(Failure::failed("the channel has no upstream key"));
     };
-    let url = format!(
-        "{}/chat/completions",
-        entry.channel.spec.base_url.trim_end_matches('/')
-    );
+    let Some(url) = entry.chat_completions_url.clone() else {
+        return Err(Failure::failed("the channel's base URL does not parse"));
+    };
     let request = state
         .http
         .post(url)

@@ -15,7 +15,14 @@ const ADMIN: &str = "durability-admin-token";
 fn start(data_dir: &Path) -> Process {
     let dir = data_dir.display().to_string();
     Process::start(
-        &["--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", &dir],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+            &dir,
+        ],
         &[("SLUICEGATE_ADMIN_TOKEN", ADMIN)],
     )
 }
@@ -48,7 +55,10 @@ async fn provision(client: &reqwest::Client, base: &str, upstream: &FakeUpstream
         .json()
         .await
         .unwrap();
-    (channel["id"].as_i64().unwrap(), token["key"].as_str().unwrap().to_string())
+    (
+        channel["id"].as_i64().unwrap(),
+        token["key"].as_str().unwrap().to_string(),
+    )
 }
 
 /// Sends `count` chat completions, alternating plain and streamed.
@@ -100,7 +110,10 @@ async fn counts_survive_a_graceful_restart() {
 
     let second = start(temp.path());
     let base = format!("http://{}", second.addr);
-    assert_eq!(used_today(&client, &base, channel).await, upstream.reported_tokens());
+    assert_eq!(
+        used_today(&client, &base, channel).await,
+        upstream.reported_tokens()
+    );
     assert!(upstream.reported_tokens() > 0);
 }
 
