@@ -2,7 +2,7 @@
 //! benchmarks: `cargo run --release --example fake_upstream -- 127.0.0.1:9000`.
 //! It answers `POST /v1/chat/completions` (plain and streamed) with usage.
 
-#[path = "../tests/it/support/upstream.rs"]
+#[path = "../tests/it/support/upstream/mod.rs"]
 #[allow(
     dead_code,
     reason = "the tests use more of the fake than the benchmark does"

@@ -23,15 +23,31 @@ impl std::fmt::Display for ChannelId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelType {
-    /// Any OpenAI-compatible upstream; `base_url` includes the version path.
+    /// Any OpenAI-compatible upstream; `base_url` includes the version path
+    /// (`https://api.openai.com/v1`).
     Openai,
+    /// Azure OpenAI: `base_url` is the resource endpoint
+    /// (`https://NAME.openai.azure.com`), the deployment is the mapped model
+    /// name, `settings.api_version` the API version, the key goes in `api-key`.
+    Azure,
+    /// Anthropic's native Messages API: `base_url` is the host as the
+    /// Anthropic SDK takes it (`https://api.anthropic.com`).
+    Anthropic,
 }
 
 impl ChannelType {
+    pub const ALL: [ChannelType; 3] = [ChannelType::Openai, ChannelType::Azure, ChannelType::Anthropic];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelType::Openai => "openai",
+            ChannelType::Azure => "azure",
+            ChannelType::Anthropic => "anthropic",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<ChannelType> {
+        ChannelType::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 

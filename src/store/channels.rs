@@ -138,10 +138,8 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<Channel, Error>> {
     let created_at: String = row.get(12)?;
     let updated_at: String = row.get(13)?;
     Ok((|| {
-        let kind = match kind.as_str() {
-            "openai" => ChannelType::Openai,
-            other => return Err(Error::Corrupt(format!("channel {id} type {other:?}"))),
-        };
+        let kind = ChannelType::parse(&kind)
+            .ok_or_else(|| Error::Corrupt(format!("channel {id} type {kind:?}")))?;
         let status = ChannelStatus::parse(&status)
             .ok_or_else(|| Error::Corrupt(format!("channel {id} status {status:?}")))?;
         Ok(Channel {
