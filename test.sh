@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: formatting, lints, then every test target.
-# Needs only the Rust toolchain (and the crates.io registry on a cold cache).
+# Needs the Rust toolchain and python3 (and crates.io / PyPI on a cold cache).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,3 +12,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --locked --all-targets --no-fail-fast
 fi
+# The real-client suite: official Python SDKs against the real binary, in a
+# virtualenv it creates from PyPI (needs python3 and pip).
+tests/clients/run.sh

@@ -43,6 +43,7 @@ fn channel(id: i64) -> Channel {
         },
         created_at: at,
         updated_at: at,
+        auto_disabled: None,
     }
 }
 

@@ -28,6 +28,20 @@ pub enum Command {
     DeleteChannel {
         id: ChannelId,
     },
+    /// The gateway disables a channel whose upstream refused its key or
+    /// reported an exhausted quota (`health`). A no-op unless the channel is
+    /// still enabled and allows it.
+    AutoDisableChannel {
+        id: ChannelId,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// A channel test succeeded: an `auto_disabled` channel is enabled again.
+    /// A no-op for any other status.
+    ReenableChannel {
+        id: ChannelId,
+        at: DateTime<Utc>,
+    },
     CreateToken {
         key_hash: KeyHash,
         key_prefix: String,
@@ -62,6 +76,8 @@ impl Command {
             Command::CreateChannel { .. }
             | Command::UpdateChannel { .. }
             | Command::DeleteChannel { .. }
+            | Command::AutoDisableChannel { .. }
+            | Command::ReenableChannel { .. }
             | Command::CreateToken { .. }
             | Command::UpdateToken { .. }
             | Command::DeleteToken { .. } => true,

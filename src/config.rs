@@ -40,6 +40,13 @@ pub struct Config {
     /// The zone whose midnight resets daily counters, unless a channel sets
     /// its own `settings.daily_reset_timezone`.
     pub timezone: Tz,
+    /// Case-insensitive substrings of an upstream error body that mean "this
+    /// channel's quota or credit is exhausted": a match disables the channel
+    /// (`health`). An upstream 401 disables it regardless.
+    pub auto_disable_rules: Vec<String>,
+    /// How often `auto_disabled` channels are tested, so they come back on
+    /// their own once the upstream works again. `None`: never.
+    pub channel_test_interval: Option<Duration>,
 }
 
 impl Default for Config {
@@ -57,6 +64,8 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             admin_token: None,
             timezone: crate::daily::day::system_zone(),
+            auto_disable_rules: crate::health::default_rules(),
+            channel_test_interval: None,
         }
     }
 }
@@ -79,6 +88,8 @@ impl std::fmt::Debug for Config {
                 &self.admin_token.as_ref().map(|_| "<redacted>"),
             )
             .field("timezone", &self.timezone)
+            .field("auto_disable_rules", &self.auto_disable_rules)
+            .field("channel_test_interval", &self.channel_test_interval)
             .finish()
     }
 }

@@ -16,6 +16,8 @@
 //! - `daily` owns the per-channel daily token limits: day math per zone, the
 //!   live counters with reservations, and the channel settings behind them.
 //! - `i18n` negotiates the client's locale and holds every client message.
+//! - `health` auto-disables channels on a 401 or an exhausted quota, tests
+//!   channels, and re-enables them when a test succeeds.
 //! - `clock` injects time, so tests can cross midnight.
 
 pub mod admin;
@@ -26,6 +28,7 @@ pub mod command;
 pub mod config;
 pub mod daily;
 pub mod error;
+pub mod health;
 pub mod i18n;
 pub mod logsink;
 pub mod model;

@@ -69,6 +69,10 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         .context("loading channels, API keys and day counters")?;
     background.spawn(flush_usage(state.clone(), stop_background.clone()));
     background.spawn(prune_usage(state.clone(), stop_background.clone()));
+    if let Some(interval) = state.config.channel_test_interval {
+        let task = crate::health::periodic::run(state.clone(), interval, stop_background.clone());
+        background.spawn(task);
+    }
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 
 use crate::daily::{Cap, settings};
 use crate::model::{Channel, ChannelId, KeyHash, Token, TokenId};
+use crate::relay::target::ChannelTarget;
 use crate::routing::Route;
 
 /// A channel plus the small amount of live state routing needs.
@@ -21,10 +22,9 @@ pub struct ChannelEntry {
     pub cap: Cap,
     /// Tokens an admitted request reserves when it sets no `max_tokens`.
     pub default_reserve: u64,
-    /// `base_url` + `/chat/completions`, parsed once here rather than on
-    /// every request. `None` only if the stored base URL does not parse
-    /// (admin validation prevents that).
-    pub chat_completions_url: Option<reqwest::Url>,
+    /// Where each relay operation goes on this channel and how it is
+    /// authenticated, parsed once here (see `relay::target`).
+    pub target: ChannelTarget,
     /// Round-robin position over the channel's keys. Carried over from the
     /// previous snapshot so that a config write does not restart rotation.
     key_cursor: Arc<AtomicUsize>,
@@ -42,13 +42,8 @@ impl ChannelEntry {
         default_zone: Tz,
         key_cursor: Arc<AtomicUsize>,
     ) -> ChannelEntry {
-        let chat_completions_url = reqwest::Url::parse(&format!(
-            "{}/chat/completions",
-            channel.spec.base_url.trim_end_matches('/')
-        ))
-        .ok();
         ChannelEntry {
-            chat_completions_url,
+            target: ChannelTarget::new(&channel.spec),
             cap: settings::cap_of(&channel.spec.settings, default_zone),
             default_reserve: settings::default_reserve(&channel.spec.settings),
             channel,

@@ -15,6 +15,7 @@ use crate::command::{Applied, Command};
 use crate::config::Config;
 use crate::daily::{Counters, day};
 use crate::error::ApiError;
+use crate::health::Monitor;
 use crate::logsink::LogSink;
 use crate::relay::affinity::AffinityCache;
 use crate::snapshot::Snapshot;
@@ -36,6 +37,8 @@ pub struct Inner {
     /// Which channel served related requests before (channel affinity), so
     /// they can go back to it for upstream prompt-cache hits.
     pub affinity: AffinityCache,
+    /// The auto-disable rules, and which channels have a disable on its way.
+    pub health: Monitor,
     snapshot: ArcSwap<Snapshot>,
     /// Serialises apply + snapshot rebuild, so snapshots are swapped in the
     /// same order the store applied the commands.
@@ -68,6 +71,7 @@ impl AppState {
         let since = today.checked_sub_days(Days::new(3)).unwrap_or(today);
         counters.load(store.usage_since(since).await?);
         let http = upstream_client(&config);
+        let health = Monitor::new(&config.auto_disable_rules);
         Ok(AppState(Arc::new(Inner {
             config,
             store,
@@ -77,6 +81,7 @@ impl AppState {
             clock,
             counters,
             affinity: AffinityCache::default(),
+            health,
             snapshot: ArcSwap::from_pointee(snapshot),
             write_lock: tokio::sync::Mutex::new(()),
         })))

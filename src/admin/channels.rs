@@ -47,11 +47,19 @@ pub struct ChannelView {
     /// The admin's decision. A channel at its daily limit stays `enabled`;
     /// see `daily_usage.capped`.
     pub status: ChannelStatus,
+    /// Why the gateway set `auto_disabled` (an upstream 401 or a matched
+    /// quota rule); null unless the status is `auto_disabled`.
+    #[serde(default)]
+    pub auto_disabled_reason: Option<String>,
+    /// When the gateway set `auto_disabled`.
+    #[serde(default)]
+    pub auto_disabled_at: Option<DateTime<Utc>>,
     /// Today's token usage against `settings.daily_token_limit`.
     pub daily_usage: DailyUsage,
     /// Per-channel options; unknown keys are kept. `daily_token_limit` (raw
     /// tokens a day, 0 or absent = unlimited, at most 10^15) and
-    /// `daily_reset_timezone` (an IANA zone) configure the daily limit.
+    /// `daily_reset_timezone` (an IANA zone) configure the daily limit;
+    /// `auto_disable: false` keeps the gateway from disabling the channel.
     #[schema(value_type = Object)]
     pub settings: Settings,
     pub created_at: DateTime<Utc>,
@@ -97,6 +105,11 @@ impl ChannelView {
             priority: spec.priority,
             weight: spec.weight,
             status: spec.status,
+            auto_disabled_reason: channel
+                .auto_disabled
+                .as_ref()
+                .map(|auto| auto.reason.clone()),
+            auto_disabled_at: channel.auto_disabled.as_ref().map(|auto| auto.at),
             daily_usage,
             settings: spec.settings.clone(),
             created_at: channel.created_at,

@@ -1,6 +1,6 @@
 //! Extractors for admin requests that fail in *our* error shape, never in
-//! axum's plain text: a JSON body ([`Json`]), a query string ([`Query`]) and
-//! an integer path id ([`Id`]).
+//! axum's plain text: a JSON body ([`Json`], or [`OptionalJson`] where it
+//! may be left out), a query string ([`Query`]) and an integer path id ([`Id`]).
 //!
 //! serde reports where a value went wrong (axum tracks the path with
 //! `serde_path_to_error`); these extractors turn that into the dotted `field`
@@ -36,6 +36,31 @@ where
             .map_err(body_error)?;
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_error(&rejection)),
+        }
+    }
+}
+
+/// A JSON request body that may be left out: an empty body is `T::default()`.
+#[derive(Debug, Clone)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(body_error)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(value)) => Ok(OptionalJson(value)),
             Err(rejection) => Err(json_error(&rejection)),
         }
     }

@@ -1,5 +1,5 @@
-//! The JSON admin API under `/api`: channels, API keys, daily token usage,
-//! request logs and the OpenAPI document. It is the only way the UI changes state.
+//! The JSON admin API under `/api`: channels (and their health checks), API
+//! keys, daily token usage, request logs and the OpenAPI document. It is the only way the UI changes state.
 //!
 //! Every route is registered through [`Routes`], which wraps each handler in
 //! the admin-token check and records the route in a table. So no route can
@@ -11,6 +11,7 @@
 //! never write to the store directly.
 
 pub mod channels;
+pub mod health;
 mod json;
 pub mod logs;
 pub mod openapi;
@@ -61,6 +62,11 @@ fn routes() -> Routes {
         .get("/api/channels/{id}", channels::get)
         .patch("/api/channels/{id}", channels::update)
         .delete("/api/channels/{id}", channels::delete)
+        .post("/api/channels/{id}/test", health::test)
+        .get(
+            "/api/channels/{id}/upstream-models",
+            health::upstream_models,
+        )
         .get("/api/channels/{id}/usage", usage::channel)
         .post("/api/channels/{id}/usage/reset", usage::reset)
         .get("/api/usage", usage::list)

@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{channels, logs, tokens, usage};
+use super::{channels, health, logs, tokens, usage};
 
 /// The admin error envelope.
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,6 +41,8 @@ pub struct ErrorDetail {
         channels::get,
         channels::update,
         channels::delete,
+        health::test,
+        health::upstream_models,
         usage::channel,
         usage::reset,
         usage::list,

@@ -279,10 +279,22 @@ fn model_mapping(mapping: BTreeMap<String, String>) -> Result<BTreeMap<String, S
 
 /// A channel's `settings`: unknown keys pass untouched; the daily-limit keys
 /// (`daily_token_limit`, `daily_reset_timezone`, `daily_reserve_tokens`) must
-/// hold valid values, checked by the `daily` module that reads them.
+/// hold valid values, checked by the `daily` module that reads them, and
+/// `auto_disable` must be a boolean.
 fn settings(
     settings: serde_json::Map<String, serde_json::Value>,
 ) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    // `auto_disable: false` keeps channel health from disabling the channel.
+    if settings
+        .get("auto_disable")
+        .is_some_and(|value| !value.is_boolean())
+    {
+        let field = "settings.auto_disable".to_string();
+        return Err(ApiError::invalid(
+            field.clone(),
+            Message::SettingNotBoolean { field },
+        ));
+    }
     match daily_settings::validate(&settings) {
         Ok(()) => Ok(settings),
         Err(invalid) => {
@@ -362,7 +374,7 @@ mod tests {
     #[test]
     fn channel_rules_name_the_field_at_fault() {
         type Edit = fn(&mut ChannelDraft);
-        let cases: [(Edit, Option<&str>); 20] = [
+        let cases: [(Edit, Option<&str>); 22] = [
             (|_| {}, None),
             (|d| d.name = "  ".into(), Some("name")),
             (|d| d.name = "x".repeat(201), Some("name")),
@@ -412,6 +424,14 @@ mod tests {
             ),
             (
                 |d| _ = d.settings.insert("unrelated".into(), "anything".into()),
+                None,
+            ),
+            (
+                |d| _ = d.settings.insert("auto_disable".into(), "no".into()),
+                Some("settings.auto_disable"),
+            ),
+            (
+                |d| _ = d.settings.insert("auto_disable".into(), false.into()),
                 None,
             ),
         ];

@@ -66,6 +66,15 @@ pub struct Settings {
     /// [default: the system zone, honouring TZ]
     #[arg(long, global = true, value_name = "ZONE", value_parser = parse_timezone)]
     pub timezone: Option<Tz>,
+    /// Case-insensitive substrings of an upstream error body that disable the
+    /// channel (an exhausted quota); comma-separated or repeated
+    /// [env: SLUICEGATE_AUTO_DISABLE_RULES] [default: common quota messages]
+    #[arg(long, global = true, value_name = "TEXT", value_delimiter = ',', num_args = 1, value_parser = parse_rule)]
+    pub auto_disable_rules: Option<Vec<String>>,
+    /// Test `auto_disabled` channels this often and enable those that work
+    /// again [env: SLUICEGATE_CHANNEL_TEST_INTERVAL] [default: off]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_interval)]
+    pub channel_test_interval: Option<Duration>,
 }
 
 /// One setting as the env and file layers see it.
@@ -75,7 +84,12 @@ struct Key {
     /// `config` names the file, so the file itself cannot set it.
     in_file: bool,
     set: fn(&mut Settings, &str) -> Result<(), String>,
+    /// For list settings: a TOML array, item by item (so items may hold commas).
+    set_list: Option<SetList>,
 }
+
+/// Sets a list setting from a TOML array's items.
+type SetList = fn(&mut Settings, Vec<String>) -> Result<(), String>;
 
 macro_rules! key {
     ($field:ident, $parse:path, $in_file:expr) => {
@@ -86,6 +100,16 @@ macro_rules! key {
                 settings.$field = Some($parse(raw)?);
                 Ok(())
             },
+            set_list: None,
+        }
+    };
+    ($field:ident, $parse:path, $parse_list:path, list) => {
+        Key {
+            set_list: Some(|settings, items| {
+                settings.$field = Some($parse_list(items)?);
+                Ok(())
+            }),
+            ..key!($field, $parse, true)
         }
     };
 }
@@ -103,6 +127,8 @@ const KEYS: &[Key] = &[
     key!(max_body_size, parse_size, true),
     key!(shutdown_grace, parse_duration, true),
     key!(timezone, parse_timezone, true),
+    key!(auto_disable_rules, parse_rules, parse_rule_list, list),
+    key!(channel_test_interval, parse_interval, true),
 ];
 
 impl Key {
@@ -166,6 +192,11 @@ impl Settings {
             let raw = match value {
                 toml::Value::String(text) => text.clone(),
                 toml::Value::Integer(number) => number.to_string(),
+                toml::Value::Array(items) if let Some(set_list) = key.set_list => {
+                    let items = string_items(items).map_err(invalid)?;
+                    set_list(&mut settings, items).map_err(invalid)?;
+                    continue;
+                }
                 other => {
                     let found = other.type_str();
                     return Err(invalid(format!(
@@ -193,6 +224,8 @@ impl Settings {
             max_body_size: self.max_body_size.or(lower.max_body_size),
             shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
             timezone: self.timezone.or(lower.timezone),
+            auto_disable_rules: self.auto_disable_rules.or(lower.auto_disable_rules),
+            channel_test_interval: self.channel_test_interval.or(lower.channel_test_interval),
         }
     }
 
@@ -213,6 +246,8 @@ impl Settings {
             shutdown_grace: self.shutdown_grace.unwrap_or(config.shutdown_grace),
             admin_token: config.admin_token,
             timezone: self.timezone.unwrap_or(config.timezone),
+            auto_disable_rules: self.auto_disable_rules.unwrap_or(config.auto_disable_rules),
+            channel_test_interval: self.channel_test_interval.or(config.channel_test_interval),
         }
     }
 }
@@ -262,6 +297,49 @@ fn parse_timezone(raw: &str) -> Result<Tz, String> {
     crate::daily::day::parse_zone(raw).ok_or_else(|| {
         format!("`{raw}` is not an IANA time zone (expected a name such as Asia/Shanghai or UTC)")
     })
+}
+
+/// The items of a TOML array, which must all be strings.
+fn string_items(items: &[toml::Value]) -> Result<Vec<String>, String> {
+    items
+        .iter()
+        .map(|item| match item {
+            toml::Value::String(text) => Ok(text.clone()),
+            other => Err(format!(
+                "expected an array of strings, found an item of type {}",
+                other.type_str()
+            )),
+        })
+        .collect()
+}
+
+/// One auto-disable rule: trimmed, and never empty (it would match every error).
+fn parse_rule(raw: &str) -> Result<String, String> {
+    let rule = raw.trim();
+    if rule.is_empty() {
+        return Err("a rule is empty; it would match every upstream error".to_string());
+    }
+    Ok(rule.to_string())
+}
+
+/// Rules as an env var or TOML string: comma-separated.
+fn parse_rules(raw: &str) -> Result<Vec<String>, String> {
+    raw.split(',').map(parse_rule).collect()
+}
+
+/// Rules as a TOML array, one rule per item; `[]` turns body matching off.
+fn parse_rule_list(items: Vec<String>) -> Result<Vec<String>, String> {
+    items.iter().map(|item| parse_rule(item)).collect()
+}
+
+/// A positive duration; periodic work every 0 s makes no sense.
+fn parse_interval(raw: &str) -> Result<Duration, String> {
+    match parse_duration(raw)? {
+        interval if interval.is_zero() => {
+            Err("the interval must be greater than zero (leave it unset to turn it off)".into())
+        }
+        interval => Ok(interval),
+    }
 }
 
 fn parse_count(raw: &str) -> Result<u32, String> {
@@ -340,9 +418,31 @@ mod tests {
         assert!(names.contains(&("SLUICEGATE_DATA_DIR".into(), "--data-dir".into())));
         assert_eq!(
             KEYS.len(),
-            12,
+            14,
             "a new setting needs a row in KEYS and a field in or/apply"
         );
+    }
+
+    /// Rules are comma-separated in env vars and TOML strings, item by item in
+    /// TOML arrays; an empty rule (which would match everything) is refused.
+    #[test]
+    fn rules_are_lists_without_empty_items() {
+        assert_eq!(
+            parse_rules(" insufficient_quota , credit balance is too low"),
+            Ok(vec![
+                "insufficient_quota".to_string(),
+                "credit balance is too low".to_string()
+            ])
+        );
+        assert!(parse_rules("a,,b").is_err());
+        assert_eq!(
+            parse_rule_list(vec!["quota, exceeded".into()]),
+            Ok(vec!["quota, exceeded".to_string()])
+        );
+        assert_eq!(parse_rule_list(vec![]), Ok(vec![]));
+        assert!(parse_rule_list(vec![" ".into()]).is_err());
+        assert!(parse_interval("0s").is_err());
+        assert_eq!(parse_interval("10m"), Ok(Duration::from_secs(600)));
     }
 
     /// Log formats and filters are validated, so a typo stops the start.

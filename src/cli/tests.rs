@@ -183,3 +183,32 @@ fn rust_log_is_the_fallback_filter() {
     assert_eq!(config.log_level, "warn");
     assert!(run(&[], &[("RUST_LOG", "x=verbose")]).is_err());
 }
+
+/// Auto-disable rules: a TOML array (items may hold commas), a comma-separated
+/// env var, or a repeated or comma-separated flag; the test interval is a
+/// duration, off unless given.
+#[test]
+fn health_settings_come_from_every_layer() {
+    assert_eq!(Config::default().channel_test_interval, None);
+    assert!(!Config::default().auto_disable_rules.is_empty());
+    let file = toml_file(
+        "auto_disable_rules = [\"quota, exceeded\", \"no credit\"]\nchannel_test_interval = \"10m\"\n",
+    );
+    let path = file.path().to_str().unwrap();
+    let (_, config) = run(&["--config", path], &[]).unwrap();
+    assert_eq!(config.auto_disable_rules, ["quota, exceeded", "no credit"]);
+    assert_eq!(config.channel_test_interval, Some(Duration::from_secs(600)));
+    let (_, config) = run(&[], &[("SLUICEGATE_AUTO_DISABLE_RULES", "a, b")]).unwrap();
+    assert_eq!(config.auto_disable_rules, ["a", "b"]);
+    let args = ["--auto-disable-rules", "a,b", "--auto-disable-rules", "c"];
+    let (_, config) = run(&args, &[]).unwrap();
+    assert_eq!(config.auto_disable_rules, ["a", "b", "c"]);
+    let empty = toml_file("auto_disable_rules = []");
+    let (_, config) = run(&["--config", empty.path().to_str().unwrap()], &[]).unwrap();
+    assert!(config.auto_disable_rules.is_empty());
+    for text in ["auto_disable_rules = [1]", "channel_test_interval = \"0s\""] {
+        let file = toml_file(text);
+        let error = run(&["--config", file.path().to_str().unwrap()], &[]).unwrap_err();
+        assert!(matches!(error, ConfigError::InvalidKey { .. }), "{text}");
+    }
+}

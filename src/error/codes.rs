@@ -85,6 +85,25 @@ impl ErrorCode {
         }
     }
 
+    /// The Anthropic error `type` for this code, for `/v1/messages`: the
+    /// names Anthropic's API and SDKs use for the same statuses.
+    pub fn anthropic_type(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest | ErrorCode::Conflict | ErrorCode::UpstreamRejected => {
+                "invalid_request_error"
+            }
+            ErrorCode::Unauthorized => "authentication_error",
+            ErrorCode::Forbidden => "permission_error",
+            ErrorCode::NotFound | ErrorCode::ModelNotFound => "not_found_error",
+            ErrorCode::PayloadTooLarge => "request_too_large",
+            ErrorCode::ChannelDailyLimitExceeded | ErrorCode::DailyLimitExhausted => {
+                "rate_limit_error"
+            }
+            ErrorCode::UpstreamUnavailable => "overloaded_error",
+            ErrorCode::UpstreamFailed | ErrorCode::Internal => "api_error",
+        }
+    }
+
     /// The OpenAI error `type` for this code.
     ///
     /// The daily limits use `rate_limit_error`: OpenAI SDKs pick their

@@ -3,8 +3,9 @@
 //! Every error a client can see has a stable [`ErrorCode`]. From the code come
 //! the HTTP status and the OpenAI `type`; the message is the only part that
 //! varies, and it is localized (`i18n`) when the response is rendered, in
-//! the locale of the request being handled. Two renderings exist: the OpenAI
-//! envelope on `/v1/*` and the admin envelope on `/api/*`. Internal details
+//! the locale of the request being handled. Three renderings exist: the
+//! OpenAI envelope on `/v1/*`, the Anthropic envelope on `/v1/messages*`,
+//! and the admin envelope on `/api/*`. Internal details
 //! (SQL errors, upstream keys) are logged here once and never reach the client.
 
 mod codes;
@@ -110,6 +111,22 @@ impl ApiError {
         OpenAiError(self)
     }
 
+    /// The OpenAI envelope's JSON, for errors that travel as an upstream
+    /// body (a request an Anthropic channel cannot carry).
+    pub fn openai_body(&self) -> serde_json::Value {
+        json!({"error": {
+            "message": self.message.render(),
+            "type": self.code.openai_type(),
+            "param": self.field,
+            "code": self.code.as_str(),
+        }})
+    }
+
+    /// Renders the Anthropic envelope `{"type":"error","error":{"type","message"}}`.
+    pub fn anthropic(self) -> AnthropicError {
+        AnthropicError(self)
+    }
+
     fn finish(&self, body: serde_json::Value) -> Response {
         let mut response = (self.status(), axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
@@ -152,11 +169,29 @@ impl From<ApiError> for OpenAiError {
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
         let error = self.0;
-        let body = json!({"error": {
+        let body = error.openai_body();
+        error.finish(body)
+    }
+}
+
+/// An [`ApiError`] rendered in Anthropic's envelope, for `/v1/messages*`, so
+/// the Anthropic SDKs raise their usual exceptions. Our stable code has no
+/// slot there; the status, the `type` and `Retry-After` carry the meaning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnthropicError(pub ApiError);
+
+impl From<ApiError> for AnthropicError {
+    fn from(error: ApiError) -> AnthropicError {
+        AnthropicError(error)
+    }
+}
+
+impl IntoResponse for AnthropicError {
+    fn into_response(self) -> Response {
+        let error = self.0;
+        let body = json!({"type": "error", "error": {
+            "type": error.code.anthropic_type(),
             "message": error.message.render(),
-            "type": error.code.openai_type(),
-            "param": error.field,
-            "code": error.code.as_str(),
         }});
         error.finish(body)
     }

@@ -24,6 +24,10 @@ pub enum Message {
     NoChannelTried,
     ChannelDailyLimitExceeded { channel: String, seconds: u64 },
     DailyLimitExhausted { model: String, seconds: u64 },
+    MalformedMultipart { detail: String },
+    FileRequired,
+    MessagesRequired,
+    AnthropicUnsupported { field: String },
     // Admin authentication and routing.
     AdminTokenMissing,
     AdminTokenWrong,
@@ -57,6 +61,10 @@ pub enum Message {
     TokenCountInvalid { field: String, max: u64 },
     ZoneInvalid { field: String },
     DateInvalid { field: String },
+    // Channel health.
+    SettingNotBoolean { field: String },
+    TestEndpointInvalid { allowed: String },
+    UpstreamModelsFailed { detail: String },
 }
 
 impl Message {
@@ -90,6 +98,16 @@ impl Message {
                 En => format!("We could not parse the JSON body of your request: {detail}"),
                 ZhCn => format!("无法解析请求的 JSON 正文：{detail}"),
                 ZhTw => format!("無法解析請求的 JSON 內容：{detail}"),
+            },
+            M::MalformedMultipart { detail } => match locale {
+                En => format!("We could not parse the multipart body of your request: {detail}"),
+                ZhCn => format!("无法解析请求的 multipart 正文：{detail}"),
+                ZhTw => format!("無法解析請求的 multipart 內容：{detail}"),
+            },
+            M::FileRequired => match locale {
+                En => "You must provide a file parameter.".into(),
+                ZhCn => "必须提供 file 参数。".into(),
+                ZhTw => "必須提供 file 參數。".into(),
             },
             M::ModelRequired => match locale {
                 En => "You must provide a model parameter.".into(),
@@ -148,6 +166,16 @@ impl Message {
                     "所有提供 `{model}` 的管道都已達到每日 token 上限，最早將在 {} 後重置。",
                     duration(*seconds, locale)
                 ),
+            },
+            M::MessagesRequired => match locale {
+                En => "messages must be a non-empty array.".into(),
+                ZhCn => "messages 必须是非空数组。".into(),
+                ZhTw => "messages 必須是非空陣列。".into(),
+            },
+            M::AnthropicUnsupported { field } => match locale {
+                En => format!("`{field}` cannot be sent to an Anthropic channel."),
+                ZhCn => format!("`{field}` 无法发送到 Anthropic 渠道。"),
+                ZhTw => format!("`{field}` 無法傳送到 Anthropic 管道。"),
             },
             M::AdminTokenMissing => match locale {
                 En => {
@@ -310,6 +338,21 @@ impl Message {
                 ZhCn => format!("{field} 必须是日期，例如 2025-01-31。"),
                 ZhTw => format!("{field} 必須是日期，例如 2025-01-31。"),
             },
+            M::SettingNotBoolean { field } => match locale {
+                En => format!("{field} must be true or false."),
+                ZhCn => format!("{field} 必须是 true 或 false。"),
+                ZhTw => format!("{field} 必須是 true 或 false。"),
+            },
+            M::TestEndpointInvalid { allowed } => match locale {
+                En => format!("This channel can be tested on these endpoints only: {allowed}."),
+                ZhCn => format!("此渠道只能在以下端点上测试：{allowed}。"),
+                ZhTw => format!("此管道只能在以下端點上測試：{allowed}。"),
+            },
+            M::UpstreamModelsFailed { detail } => match locale {
+                En => format!("Fetching the upstream's model list failed: {detail}"),
+                ZhCn => format!("获取上游模型列表失败：{detail}"),
+                ZhTw => format!("取得上游模型清單失敗：{detail}"),
+            },
         }
     }
 
@@ -323,6 +366,8 @@ impl Message {
             Message::ApiKeyExpired,
             Message::MalformedJson { detail: text() },
             Message::ModelRequired,
+            Message::MalformedMultipart { detail: text() },
+            Message::FileRequired,
             Message::ModelNotFound { model: text() },
             Message::BodyTooLarge { limit: 1 },
             Message::UpstreamAttemptsFailed {
@@ -338,6 +383,8 @@ impl Message {
                 model: text(),
                 seconds: 59,
             },
+            Message::MessagesRequired,
+            Message::AnthropicUnsupported { field: text() },
             Message::AdminTokenMissing,
             Message::AdminTokenWrong,
             Message::NoSuchRoute,
@@ -375,6 +422,9 @@ impl Message {
             },
             Message::ZoneInvalid { field: text() },
             Message::DateInvalid { field: text() },
+            Message::SettingNotBoolean { field: text() },
+            Message::TestEndpointInvalid { allowed: text() },
+            Message::UpstreamModelsFailed { detail: text() },
         ]
     }
 }

@@ -36,7 +36,11 @@ pub enum ChannelType {
 }
 
 impl ChannelType {
-    pub const ALL: [ChannelType; 3] = [ChannelType::Openai, ChannelType::Azure, ChannelType::Anthropic];
+    pub const ALL: [ChannelType; 3] = [
+        ChannelType::Openai,
+        ChannelType::Azure,
+        ChannelType::Anthropic,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,7 +51,9 @@ impl ChannelType {
     }
 
     pub fn parse(text: &str) -> Option<ChannelType> {
-        ChannelType::ALL.into_iter().find(|kind| kind.as_str() == text)
+        ChannelType::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 }
 
@@ -99,6 +105,15 @@ pub struct ChannelSpec {
     pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
+impl ChannelSpec {
+    /// Whether upstream failures may disable this channel automatically:
+    /// unless `settings.auto_disable` is `false` (admin validation keeps it a
+    /// boolean when present).
+    pub fn allows_auto_disable(&self) -> bool {
+        self.settings.get("auto_disable") != Some(&serde_json::Value::Bool(false))
+    }
+}
+
 /// A stored channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Channel {
@@ -107,6 +122,17 @@ pub struct Channel {
     pub spec: ChannelSpec,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Why and when the gateway disabled the channel on its own (an upstream
+    /// 401 or an exhausted quota). Set only while `status` is `auto_disabled`.
+    #[serde(default)]
+    pub auto_disabled: Option<AutoDisabled>,
+}
+
+/// The gateway's record of an automatic disable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoDisabled {
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 impl Channel {

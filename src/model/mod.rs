@@ -7,6 +7,8 @@ mod channel;
 mod log;
 mod token;
 
-pub use channel::{Channel, ChannelId, ChannelSpec, ChannelStatus, ChannelType, mask_key};
+pub use channel::{
+    AutoDisabled, Channel, ChannelId, ChannelSpec, ChannelStatus, ChannelType, mask_key,
+};
 pub use log::{LogFilter, RequestLog};
 pub use token::{KeyHash, Token, TokenId, TokenSpec, TokenStatus};

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::affinity::{self, AffinityKey};
 use super::meter::Hold;
+use super::target::{self, Operation};
 use crate::AppState;
 use crate::daily::day;
 use crate::model::Token;
@@ -27,6 +28,8 @@ use crate::snapshot::{ChannelEntry, Snapshot};
 pub enum Candidates<'s> {
     Group(&'s Route),
     Bound(Route),
+    /// The group's route less the channels that cannot take the operation.
+    GroupServing(Route),
 }
 
 impl<'s> Candidates<'s> {
@@ -48,14 +51,29 @@ impl<'s> Candidates<'s> {
     pub fn route(&self) -> &Route {
         match self {
             Candidates::Group(route) => route,
-            Candidates::Bound(route) => route,
+            Candidates::Bound(route) | Candidates::GroupServing(route) => route,
+        }
+    }
+
+    /// Only the channels whose type can take `operation` (Anthropic's own
+    /// operations only on `anthropic` channels, most OpenAI ones never
+    /// there). When every channel can, the route is kept as it is.
+    pub fn serving(self, operation: Operation) -> Candidates<'s> {
+        let serves = |entry: &&Arc<ChannelEntry>| target::serves(entry, operation);
+        if self.route().entries().all(|entry| serves(&entry)) {
+            return self;
+        }
+        let kept = Route::build(self.route().entries().filter(serves).cloned());
+        match self {
+            Candidates::Bound(_) => Candidates::Bound(kept),
+            Candidates::Group(_) | Candidates::GroupServing(_) => Candidates::GroupServing(kept),
         }
     }
 
     /// The bound channel, for a key bound to one that can serve the model.
     pub fn bound(&self) -> Option<&Arc<ChannelEntry>> {
         match self {
-            Candidates::Group(_) => None,
+            Candidates::Group(_) | Candidates::GroupServing(_) => None,
             Candidates::Bound(route) => route.entries().next(),
         }
     }

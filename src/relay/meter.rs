@@ -15,7 +15,11 @@
 //!   zone;
 //! - a client that went away mid-stream is counted for what it was sent (the
 //!   reported usage if it arrived, else the estimate of what was seen);
-//! - a request dropped before any upstream success releases its hold.
+//! - a request dropped before any upstream success releases its hold;
+//! - a long-lived session (a realtime WebSocket) is counted while it runs,
+//!   one reported usage at a time ([`Meter::count_running`]): the first count
+//!   replaces the hold's reservation, and the log row written when the
+//!   session ends carries the sum, without counting it again.
 //!
 //! Endpoints therefore only hand over usage; they never touch the counters.
 //!
@@ -178,6 +182,10 @@ pub struct Meter {
     /// Whether an upstream success reached the client, so that missing
     /// usage must be estimated rather than counted as zero.
     served: bool,
+    /// Usage already counted while the request ran (see [`Meter::count_running`]).
+    running: Option<Usage>,
+    /// Whether this endpoint estimates missing usage at all.
+    estimate: bool,
 }
 
 impl Meter {
@@ -212,6 +220,8 @@ impl Meter {
             reported: None,
             completion: TextMeasure::default(),
             served: false,
+            running: None,
+            estimate: true,
         }
     }
 
@@ -267,8 +277,19 @@ impl Meter {
 
     /// Records an error response and renders it for the client.
     pub fn fail(&mut self, error: ApiError) -> OpenAiError {
+        self.failed(error).openai()
+    }
+
+    /// Records an error response; the caller renders it in its envelope.
+    pub fn failed(&mut self, error: ApiError) -> ApiError {
         self.respond(error.status(), Some(error.code.as_str()));
-        error.openai()
+        error
+    }
+
+    /// Missing usage counts as zero, not as an estimate: for endpoints not
+    /// billed in tokens (images, moderations).
+    pub fn without_estimate(&mut self) {
+        self.estimate = false;
     }
 
     pub fn request_id(&self) -> &str {
@@ -288,8 +309,33 @@ impl Meter {
         self.completion = completion;
     }
 
+    /// Counts one reported usage at once, while the request still runs (a
+    /// realtime session's `response.done`), on the channel of the current
+    /// hold. The first count replaces the hold's reservation; later ones add
+    /// to the day. The log row at the end carries the sum. Returns the
+    /// tokens counted.
+    pub fn count_running(&mut self, reported: RawUsage) -> u64 {
+        let usage = Usage::reported(reported);
+        let running = self.running.get_or_insert_default();
+        running.prompt = running.prompt.saturating_add(usage.prompt);
+        running.completion = running.completion.saturating_add(usage.completion);
+        running.total = running.total.saturating_add(usage.total);
+        if let Some(hold) = self.outcome.hold.as_mut() {
+            let now = self.state.clock.now();
+            let first = Hold {
+                reservation: hold.reservation.take(),
+                ..*hold
+            };
+            first.count(&self.state.counters, usage.total, now);
+        }
+        usage.total
+    }
+
     fn usage(&self) -> Usage {
-        match (self.reported, self.served) {
+        if let Some(running) = self.running {
+            return running;
+        }
+        match (self.reported, self.served && self.estimate) {
             (Some(raw), _) => Usage::reported(raw),
             (None, true) => Usage::estimated(self.prompt_estimate, &self.completion),
             (None, false) => Usage::default(),
@@ -300,6 +346,13 @@ impl Meter {
 impl Drop for Meter {
     fn drop(&mut self) {
         let mut outcome = std::mem::take(&mut self.outcome);
+        if self.running.is_some()
+            && let Some(hold) = outcome.hold.take()
+        {
+            // Everything was counted as it came; only an untouched
+            // reservation could be left, and there is none after a count.
+            hold.release(&self.state.counters);
+        }
         outcome.usage = self.usage();
         outcome.served = self.served;
         outcome.latency = self.started.elapsed();

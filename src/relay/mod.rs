@@ -4,8 +4,17 @@
 //! It reads only the in-memory snapshot (never SQLite) and hands each finished
 //! request to `meter::finish`, the one place requests are logged and counted.
 //!
+//! - `anthropic`: `POST /v1/messages` (native) and the OpenAI ↔ Anthropic
+//!   translation that lets `anthropic` channels serve chat completions.
 //! - `auth`: the client key → its token.
-//! - `chat`: `POST /v1/chat/completions` and its retry loop.
+//! - `pipeline`: the one path every endpoint runs: parse, candidates,
+//!   attempts with retries, then the reply whole, as events, or as bytes.
+//! - `endpoint`: what an endpoint describes about itself (`Endpoint`).
+//! - `target`: per channel type, where an operation goes and its auth.
+//! - `chat`, `completions`, `embeddings`, `responses`, `images`,
+//!   `moderations`, `audio`: each endpoint family's differences only.
+//! - `observe`: reading usage and text out of stream events.
+//! - `tokenizer`: real BPE counts for OpenAI models, loaded lazily.
 //! - `dispatch`: which channel each attempt goes to, with the daily cap
 //!   enforced on every path (affinity, selection, retries, bound keys).
 //! - `affinity`: sticky routing for upstream prompt-cache hits.
@@ -15,17 +24,31 @@
 //! - `meter`: the request-log row, tracing event and daily count of each
 //!   request; the only place the daily counters are charged.
 //! - `models`: `GET /v1/models`.
+//! - `realtime`: `GET /v1/realtime`, the WebSocket proxy.
 //! - `request_id`: the `x-request-id` middleware for every response.
 
 pub mod affinity;
+pub mod anthropic;
+pub mod audio;
 pub mod auth;
 pub mod chat;
+pub mod completions;
 pub mod dispatch;
+pub mod embeddings;
+pub mod endpoint;
+pub mod images;
 pub mod meter;
 pub mod models;
+pub mod moderations;
+pub mod observe;
+pub mod pipeline;
+pub mod realtime;
 pub mod request_id;
+pub mod responses;
 pub mod sse;
 pub mod stream;
+pub mod target;
+pub mod tokenizer;
 pub mod upstream;
 pub mod usage;
 
@@ -42,13 +65,35 @@ pub use request_id::{RequestId, request_id_layer};
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/completions", post(completions::completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/responses", post(responses::responses))
+        .route("/v1/audio/transcriptions", post(audio::transcriptions))
+        .route("/v1/audio/translations", post(audio::translations))
+        .route("/v1/audio/speech", post(audio::speech::speech))
+        .route("/v1/images/generations", post(images::generations))
+        .route("/v1/moderations", post(moderations::moderations))
+        .route(
+            anthropic::messages::MESSAGES_PATH,
+            post(anthropic::messages::messages),
+        )
+        .route(
+            anthropic::messages::COUNT_TOKENS_PATH,
+            post(anthropic::messages::count_tokens),
+        )
         .route("/v1/models", get(models::list_models))
+        .route(realtime::ENDPOINT, get(realtime::realtime))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
 }
 
 /// A request refused before its key was known: traced, but not written to the
 /// request log, so unauthenticated traffic cannot fill the store.
 fn rejected(request_id: &RequestId, endpoint: &'static str, error: ApiError) -> OpenAiError {
+    rejected_raw(request_id, endpoint, error).openai()
+}
+
+/// [`rejected`], left for the caller to render in its own envelope.
+pub fn rejected_raw(request_id: &RequestId, endpoint: &'static str, error: ApiError) -> ApiError {
     tracing::info!(
         request_id = request_id.as_str(),
         endpoint,
@@ -56,5 +101,5 @@ fn rejected(request_id: &RequestId, endpoint: &'static str, error: ApiError) -> 
         error = error.code.as_str(),
         "request rejected"
     );
-    error.openai()
+    error
 }

@@ -1,73 +1,34 @@
 //! An incremental splitter for the upstream's SSE stream: it passes events
-//! through as they complete, captures usage and completion text on the way,
-//! and drops the usage-only chunk when the client did not ask for it.
+//! through as they complete and shows each one to the request's
+//! [`Observer`], which captures usage and completion text on the way and
+//! may hide an event (the usage-only chunk the client did not ask for).
 //!
 //! It never buffers more than one incomplete event, and it never re-encodes
 //! an event: kept bytes go out exactly as the upstream sent them.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
-use serde::Deserialize;
 
-use super::usage::{RawUsage, TextMeasure};
+use super::observe::{Observer, Seen};
 
 /// The per-stream state.
-#[derive(Debug, Default)]
 pub struct SseRelay {
     /// The start of an event whose terminating blank line has not arrived yet.
     partial: BytesMut,
-    hide_usage_chunk: bool,
-    /// The last usage the upstream reported.
-    pub usage: Option<RawUsage>,
-    /// The streamed completion text, for estimating usage when none comes.
-    pub completion: TextMeasure,
-    /// Whether `data: [DONE]` was seen.
-    pub saw_done: bool,
-}
-
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(default, borrow)]
-    choices: Vec<ChunkChoice<'a>>,
-    #[serde(default)]
-    usage: Option<RawUsage>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice<'a> {
-    #[serde(default, borrow)]
-    delta: Option<Delta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Delta<'a> {
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    tool_calls: Option<Vec<ToolCallDelta<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct ToolCallDelta<'a> {
-    #[serde(default, borrow)]
-    function: Option<FunctionDelta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDelta<'a> {
-    #[serde(default, borrow)]
-    arguments: Option<Cow<'a, str>>,
+    observer: Box<dyn Observer>,
+    /// What the stream has said so far.
+    pub seen: Seen,
 }
 
 impl SseRelay {
-    /// `hide_usage_chunk`: drop the chunk with empty `choices` and a `usage`,
-    /// because the gateway asked for it and the client did not.
-    pub fn new(hide_usage_chunk: bool) -> SseRelay {
+    /// A relay reading events with `observer`; `seen` starts empty, with
+    /// the completion measured for the request's model.
+    pub fn new(observer: Box<dyn Observer>, seen: Seen) -> SseRelay {
         SseRelay {
-            hide_usage_chunk,
-            ..SseRelay::default()
+            partial: BytesMut::new(),
+            observer,
+            seen,
         }
     }
 
@@ -117,40 +78,21 @@ impl SseRelay {
         kept.freeze()
     }
 
-    /// Records what one event says; returns whether to hide it.
+    /// Shows one event's `data:` lines to the observer; returns whether to hide it.
     fn observe(&mut self, event: &[u8]) -> bool {
         let mut hide = false;
+        let mut name: Option<&[u8]> = None;
         for line in event.split(|byte| *byte == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Some(event_name) = line.strip_prefix(b"event:") {
+                name = Some(event_name.strip_prefix(b" ").unwrap_or(event_name));
+                continue;
+            }
             let Some(payload) = line.strip_prefix(b"data:") else {
                 continue;
             };
             let payload = payload.strip_prefix(b" ").unwrap_or(payload);
-            if payload == b"[DONE]" {
-                self.saw_done = true;
-                continue;
-            }
-            let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(payload) else {
-                continue;
-            };
-            for delta in chunk
-                .choices
-                .iter()
-                .filter_map(|choice| choice.delta.as_ref())
-            {
-                if let Some(content) = &delta.content {
-                    self.completion.add(content);
-                }
-                let calls = delta.tool_calls.iter().flatten();
-                for arguments in calls.filter_map(|call| call.function.as_ref()?.arguments.as_ref())
-                {
-                    self.completion.add(arguments);
-                }
-            }
-            if let Some(usage) = chunk.usage {
-                self.usage = Some(usage);
-                hide |= self.hide_usage_chunk && chunk.choices.is_empty();
-            }
+            hide |= self.observer.observe(name, payload, &mut self.seen);
         }
         hide
     }
@@ -183,13 +125,17 @@ fn last_event_end(data: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relay::observe::OpenAiEvents;
 
     const CONTENT: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"abcd\"}}]}\n\n";
     const USAGE: &str = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n";
     const DONE: &str = "data: [DONE]\n\n";
 
     fn run(hide: bool, pieces: &[&[u8]]) -> (Vec<u8>, SseRelay) {
-        let mut relay = SseRelay::new(hide);
+        let observer = OpenAiEvents {
+            hide_usage_chunk: hide,
+        };
+        let mut relay = SseRelay::new(Box::new(observer), Seen::default());
         let mut out = Vec::new();
         for piece in pieces {
             out.extend_from_slice(&relay.feed(Bytes::copy_from_slice(piece)));
@@ -206,9 +152,12 @@ mod tests {
             let (head, tail) = whole.as_bytes().split_at(cut);
             let (out, relay) = run(false, &[head, tail]);
             assert_eq!(out, whole.as_bytes(), "cut at {cut}");
-            assert_eq!(relay.usage.and_then(|usage| usage.total_tokens), Some(7));
-            assert_eq!(relay.completion.tokens(), 1);
-            assert!(relay.saw_done);
+            assert_eq!(
+                relay.seen.usage.and_then(|usage| usage.total_tokens),
+                Some(7)
+            );
+            assert_eq!(relay.seen.completion.tokens(), 1);
+            assert!(relay.seen.saw_done);
         }
     }
 
@@ -223,7 +172,10 @@ mod tests {
             let whole = format!("{CONTENT}{USAGE}{DONE}");
             let (out, relay) = run(hide, &[whole.as_bytes()]);
             assert_eq!(String::from_utf8_lossy(&out), expected);
-            assert!(relay.usage.is_some(), "usage captured even when hidden");
+            assert!(
+                relay.seen.usage.is_some(),
+                "usage captured even when hidden"
+            );
         }
     }
 
@@ -233,8 +185,8 @@ mod tests {
         let crlf = "data: {\"choices\":[{\"delta\":{\"content\":\"abcdefgh\"}}]}\r\n\r\ndata: [DO";
         let (out, relay) = run(true, &[crlf.as_bytes()]);
         assert_eq!(out, crlf.as_bytes());
-        assert_eq!(relay.completion.tokens(), 2);
-        assert!(!relay.saw_done);
+        assert_eq!(relay.seen.completion.tokens(), 2);
+        assert!(!relay.seen.saw_done);
         assert_eq!(next_event_end(b"a\nb"), None);
         assert_eq!(next_event_end(b"a\n\nb"), Some(3));
     }

@@ -1,5 +1,6 @@
 //! The client side of a streamed reply: upstream chunks go out as their SSE
-//! events complete, with an idle timeout between chunks.
+//! events complete (or, for binary bodies such as speech audio, as they
+//! arrive, unbuffered), with an idle timeout between chunks.
 //!
 //! The response body owns the [`Meter`]. When the body is dropped — the
 //! stream ended, broke, or the client went away — the upstream response is
@@ -17,12 +18,14 @@ use futures_util::StreamExt;
 use super::meter::{CLIENT_CLOSED, Meter};
 use super::sse::SseRelay;
 use super::upstream::ByteStream;
+use super::usage::TextMeasure;
 use crate::error::ErrorCode;
 
 /// Everything the response body carries between polls.
 struct Relay {
     upstream: ByteStream,
-    sse: SseRelay,
+    /// `None` for a binary body, passed through chunk by chunk.
+    sse: Option<SseRelay>,
     meter: Meter,
     idle: Duration,
     /// Upstream bytes not yet fed through `sse`.
@@ -36,23 +39,33 @@ impl Drop for Relay {
         if !self.ended {
             self.meter.interrupted(CLIENT_CLOSED);
         }
-        let completion = self.sse.completion;
-        self.meter.served(self.sse.usage, completion);
+        match &self.sse {
+            Some(sse) => self.meter.served(sse.seen.usage, sse.seen.completion),
+            None => self.meter.served(None, TextMeasure::default()),
+        }
     }
 }
 
-/// The streaming response to the client; `first` is the upstream's first chunk.
+/// The streaming response to the client; `first` is the upstream's first
+/// chunk. With `sse`, events are relayed as they complete and observed on
+/// the way; without, the body is binary and goes out with `content_type`.
 pub fn relay_stream(
     meter: Meter,
     status: StatusCode,
     first: Bytes,
     upstream: ByteStream,
-    hide_usage_chunk: bool,
+    sse: Option<SseRelay>,
+    content_type: Option<HeaderValue>,
     idle: Duration,
 ) -> Response {
+    let content_type = match (&sse, content_type) {
+        (None, Some(content_type)) => content_type,
+        (None, None) => HeaderValue::from_static("application/octet-stream"),
+        (Some(_), _) => HeaderValue::from_static("text/event-stream"),
+    };
     let relay = Relay {
         upstream,
-        sse: SseRelay::new(hide_usage_chunk),
+        sse,
         meter,
         idle,
         pending: Some(first),
@@ -65,10 +78,7 @@ pub fn relay_stream(
     let mut response = Response::new(Body::from_stream(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    headers.insert(header::CONTENT_TYPE, content_type);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
@@ -80,7 +90,10 @@ impl Relay {
     async fn next_out(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         loop {
             if let Some(chunk) = self.pending.take() {
-                let out = self.sse.feed(chunk);
+                let out = match self.sse.as_mut() {
+                    Some(sse) => sse.feed(chunk),
+                    None => chunk,
+                };
                 if !out.is_empty() {
                     return Some(Ok(out));
                 }
@@ -92,7 +105,7 @@ impl Relay {
                 Ok(Some(Ok(chunk))) => self.pending = Some(chunk),
                 Ok(None) => {
                     self.ended = true;
-                    let tail = self.sse.finish();
+                    let tail = self.sse.as_mut().map(SseRelay::finish).unwrap_or_default();
                     if !tail.is_empty() {
                         return Some(Ok(tail));
                     }

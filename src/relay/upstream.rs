@@ -1,5 +1,6 @@
-//! One attempt against one channel: build the upstream request, send it, and
-//! classify what came back. Retrying across channels is `chat`'s business.
+//! One attempt against one channel: send the prepared upstream request and
+//! classify what came back. Where it goes and how it is authenticated is
+//! `target`'s business; retrying across channels is `pipeline`'s.
 //!
 //! An attempt ends before anything reaches the client: with the whole body of
 //! a non-stream reply, or with the first chunk of a stream. That is the point
@@ -8,13 +9,13 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
 use super::usage::RawUsage;
 use crate::AppState;
-use crate::snapshot::ChannelEntry;
+use crate::model::ChannelId;
 
 /// The upstream's body after the first chunk.
 pub type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
@@ -32,9 +33,10 @@ pub enum Success {
         content_type: Option<HeaderValue>,
         body: Bytes,
     },
-    /// A stream whose first chunk has arrived.
+    /// A stream (SSE or a binary body) whose first chunk has arrived.
     Streaming {
         status: StatusCode,
+        content_type: Option<HeaderValue>,
         first: Bytes,
         rest: ByteStream,
     },
@@ -93,40 +95,48 @@ pub fn is_retryable(status: StatusCode) -> bool {
     matches!(status.as_u16(), 401 | 403 | 408 | 429) || status.is_server_error()
 }
 
-/// Sends `body` to `entry`'s channel and waits for its first byte (headers and,
-/// for streams, the first chunk) within the configured timeout.
+/// One upstream request, ready to send.
+#[derive(Debug)]
+pub struct Outbound {
+    pub url: reqwest::Url,
+    /// Auth (from `target`) and the content type.
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The channel it goes to, for the health hook in [`failure`].
+    pub channel: ChannelId,
+}
+
+/// Sends `outbound` and waits for its first byte (headers and, for streams,
+/// the first chunk) within the configured timeout. `key` is only used to
+/// scrub error summaries.
 pub async fn attempt(
     state: &AppState,
-    entry: &ChannelEntry,
-    body: Vec<u8>,
+    outbound: Outbound,
+    key: &str,
     stream: bool,
 ) -> Result<Success, Failure> {
-    let Some(key) = entry.next_key() else {
-        return Err(Failure::failed("the channel has no upstream key"));
-    };
-    let Some(url) = entry.chat_completions_url.clone() else {
-        return Err(Failure::failed("the channel's base URL does not parse"));
-    };
+    let channel = outbound.channel;
     let request = state
         .http
-        .post(url)
-        .bearer_auth(key)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body);
+        .post(outbound.url)
+        .headers(outbound.headers)
+        .body(outbound.body);
     let timeout = state.config.first_byte_timeout;
     let head = tokio::time::timeout(timeout, async {
         let response = request.send().await.map_err(classify)?;
         let status = response.status();
         if !status.is_success() {
-            return Err(failure(status, response, key).await);
+            return Err(failure(state, channel, status, response, key).await);
         }
         if !stream {
             return Ok(Head::Whole(response));
         }
+        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
         let mut rest: ByteStream = Box::pin(response.bytes_stream());
         let first = first_chunk(&mut rest).await?;
         Ok(Head::Streaming(Success::Streaming {
             status,
+            content_type,
             first,
             rest,
         }))
@@ -204,11 +214,19 @@ async fn read_body(
 }
 
 /// Classifies a non-2xx reply: retryable, or a rejection to pass through.
-async fn failure(status: StatusCode, response: reqwest::Response, key: &str) -> Failure {
+/// Every failing status and its body also go to the channel-health hook.
+async fn failure(
+    state: &AppState,
+    channel: ChannelId,
+    status: StatusCode,
+    response: reqwest::Response,
+    key: &str,
+) -> Failure {
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
     let body = read_body(response, Duration::from_secs(30), ERROR_BODY_LIMIT)
         .await
         .unwrap_or_default();
+    crate::health::report_failure(state, channel, status, &body);
     if is_retryable(status) || !status.is_client_error() {
         Failure::Failed {
             summary: summarise(status, &body, key),

@@ -3,27 +3,34 @@
 //!
 //! # Counting
 //! The count that matters is the raw total: the upstream's `total_tokens`
-//! when present, otherwise `prompt_tokens + completion_tokens`.
+//! when present, otherwise `prompt_tokens + completion_tokens`. The
+//! Responses, image and transcription shapes (`input_tokens`,
+//! `output_tokens`) are read as the same two fields.
 //!
 //! # Estimating
 //! When the upstream sends no usage at all, the gateway estimates it and marks
-//! the log row `estimated`. The heuristic is deliberately simple and
-//! tokenizer-free, because it runs on the request path:
-//! - text is measured as `ceil(ascii_chars / 4) + non_ascii_chars` tokens:
-//!   English BPE tokenizers average about four characters per token, while
-//!   CJK and other non-Latin scripts run close to one token per character;
-//! - the prompt is the sum over `messages` of the text of `content` (a string
-//!   or the `text` of content parts), `name`, and tool-call arguments, plus 4
-//!   tokens of framing per message and 3 for the reply primer (the overheads
-//!   OpenAI documents for its chat format);
+//! the log row `estimated`:
+//! - for OpenAI-family models (see `tokenizer`), text is counted with the
+//!   model's real BPE vocabulary (`o200k_base` or `cl100k_base`);
+//! - for other models, text is measured as `ceil(ascii_chars / 4) +
+//!   non_ascii_chars` tokens: English BPE tokenizers average about four
+//!   characters per token, while CJK and other non-Latin scripts run close
+//!   to one token per character;
+//! - a chat prompt is the sum over `messages` of the text of `content` (a
+//!   string or the `text` of content parts), `name`, and tool-call
+//!   arguments, plus 4 tokens of framing per message and 3 for the reply
+//!   primer (the overheads OpenAI documents for its chat format); other
+//!   endpoints say what their prompt is in their own module;
 //! - the completion is the text of the returned `content` (or streamed
 //!   `delta.content`) and tool-call arguments.
 //!
-//! The estimate is usually within ±25% for English prose; it exists so that
+//! The heuristic is usually within ±25% for English prose; it exists so that
 //! counting never silently reads zero, not to bill precisely.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use super::tokenizer::Encoding;
 
 /// Token counts for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,10 +43,14 @@ pub struct Usage {
     pub estimated: bool,
 }
 
-/// The `usage` object as OpenAI-compatible upstreams send it.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// The `usage` object as OpenAI-compatible upstreams send it, in either
+/// naming (`prompt_tokens` or `input_tokens`, `completion_tokens` or
+/// `output_tokens`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct RawUsage {
+    #[serde(alias = "input_tokens")]
     pub prompt_tokens: Option<u64>,
+    #[serde(alias = "output_tokens")]
     pub completion_tokens: Option<u64>,
     pub total_tokens: Option<u64>,
 }
@@ -69,15 +80,34 @@ impl Usage {
     }
 }
 
-/// A running measure of text, in the shape the estimate needs.
+/// A running measure of text, in the shape the estimate needs: a real token
+/// count for OpenAI-family models, character counts for the heuristic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TextMeasure {
     ascii: u64,
     other: u64,
+    /// The model's vocabulary; `None` for the heuristic.
+    encoding: Option<Encoding>,
+    encoded: u64,
 }
 
 impl TextMeasure {
+    /// An empty measure for `model`'s text.
+    pub fn for_model(model: &str) -> TextMeasure {
+        TextMeasure {
+            encoding: Encoding::for_model(model),
+            ..TextMeasure::default()
+        }
+    }
+
     pub fn add(&mut self, text: &str) {
+        if let Some(encoding) = self.encoding {
+            match encoding.count(text) {
+                Some(tokens) => self.encoded += tokens,
+                // The vocabulary is missing: fall back to the heuristic.
+                None => self.encoding = None,
+            }
+        }
         for character in text.chars() {
             if character.is_ascii() {
                 self.ascii += 1;
@@ -87,9 +117,27 @@ impl TextMeasure {
         }
     }
 
-    /// `ceil(ascii / 4) + non_ascii`.
+    /// The BPE count, or `ceil(ascii / 4) + non_ascii`.
     pub fn tokens(&self) -> u64 {
-        self.ascii.div_ceil(4) + self.other
+        match self.encoding {
+            Some(_) => self.encoded,
+            None => self.ascii.div_ceil(4) + self.other,
+        }
+    }
+
+    /// Adds every string in a JSON value: a string, or an array of strings.
+    pub fn add_strings(&mut self, value: Option<&Value>) {
+        match value {
+            Some(Value::String(text)) => self.add(text),
+            Some(Value::Array(items)) => {
+                for item in items {
+                    if let Value::String(text) = item {
+                        self.add(text);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -101,14 +149,14 @@ pub fn requested_completion(request: &Map<String, Value>) -> Option<u64> {
         .find_map(|field| request.get(*field).and_then(Value::as_u64))
 }
 
-/// Estimated prompt tokens of a chat request body.
-pub fn estimate_prompt(request: &Map<String, Value>) -> u64 {
+/// Estimated prompt tokens of a chat request body for `model`.
+pub fn estimate_prompt(request: &Map<String, Value>, model: &str) -> u64 {
     let Some(Value::Array(messages)) = request.get("messages") else {
         return 0;
     };
     let mut tokens = 3;
     for message in messages {
-        let mut measure = TextMeasure::default();
+        let mut measure = TextMeasure::for_model(model);
         measure_message(message, &mut measure);
         tokens += 4 + measure.tokens();
     }
@@ -140,17 +188,15 @@ pub fn measure_message(message: &Value, measure: &mut TextMeasure) {
     }
 }
 
-/// Measures the completion text of a non-stream reply body.
-pub fn measure_reply(reply: &Value) -> TextMeasure {
-    let mut measure = TextMeasure::default();
+/// Adds the completion text of a non-stream chat reply body.
+pub fn measure_reply(reply: &Value, measure: &mut TextMeasure) {
     if let Some(Value::Array(choices)) = reply.get("choices") {
         for choice in choices {
             if let Some(message) = choice.get("message") {
-                measure_message(message, &mut measure);
+                measure_message(message, measure);
             }
         }
     }
-    measure
 }
 
 #[cfg(test)]
@@ -196,6 +242,25 @@ mod tests {
         }
     }
 
+    /// Both naming schemes are read, and OpenAI models are tokenized for real.
+    #[test]
+    fn reads_both_namings_and_tokenizes_openai_models() {
+        let raw: RawUsage = serde_json::from_value(
+            json!({"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}),
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            (raw.prompt_tokens, raw.completion_tokens),
+            (Some(3), Some(4))
+        );
+        let mut measure = TextMeasure::for_model("gpt-4o");
+        measure.add("hello world, hello world");
+        assert_eq!(measure.tokens(), 5, "hello / world / , / hello / world");
+        let mut heuristic = TextMeasure::for_model("llama-3");
+        heuristic.add("hello world, hello world");
+        assert_eq!(heuristic.tokens(), 6);
+    }
+
     /// The prompt estimate covers string content, content parts and framing.
     #[test]
     fn prompt_estimate_walks_messages() {
@@ -213,7 +278,7 @@ mod tests {
         ];
         for (body, tokens) in cases {
             let Value::Object(map) = body else { continue };
-            assert_eq!(estimate_prompt(&map), tokens, "{map:?}");
+            assert_eq!(estimate_prompt(&map, "m"), tokens, "{map:?}");
         }
     }
 
@@ -240,6 +305,8 @@ mod tests {
     #[test]
     fn reply_measure_reads_choices() {
         let reply = json!({"choices": [{"message": {"content": "abcdefgh"}}, {"message": {"content": null}}]});
-        assert_eq!(measure_reply(&reply).tokens(), 2);
+        let mut measure = TextMeasure::for_model("m");
+        measure_reply(&reply, &mut measure);
+        assert_eq!(measure.tokens(), 2);
     }
 }

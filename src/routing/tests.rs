@@ -28,6 +28,7 @@ fn entry(id: i64, priority: i64, weight: u32) -> Arc<ChannelEntry> {
         },
         created_at: at,
         updated_at: at,
+        auto_disabled: None,
     };
     Arc::new(ChannelEntry::new(channel, chrono_tz::Tz::UTC))
 }

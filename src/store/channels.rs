@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Error, time};
-use crate::model::{Channel, ChannelId, ChannelSpec, ChannelStatus, ChannelType};
+use crate::model::{AutoDisabled, Channel, ChannelId, ChannelSpec, ChannelStatus, ChannelType};
 
 const COLUMNS: &str = "id, name, type, base_url, keys, models, model_mapping, channel_groups, \
-                       priority, weight, status, settings, created_at, updated_at";
+                       priority, weight, status, settings, created_at, updated_at, \
+                       auto_disabled_reason, auto_disabled_at";
 
 pub fn all(connection: &Connection) -> Result<Vec<Channel>, Error> {
     let mut statement =
@@ -66,7 +67,10 @@ pub fn update(
     let changed = connection.execute(
         "UPDATE channels SET name = ?2, type = ?3, base_url = ?4, keys = ?5, models = ?6, \
          model_mapping = ?7, channel_groups = ?8, priority = ?9, weight = ?10, status = ?11, \
-         settings = ?12, updated_at = ?13 WHERE id = ?1",
+         settings = ?12, updated_at = ?13, \
+         auto_disabled_reason = CASE WHEN ?11 = 'auto_disabled' THEN auto_disabled_reason END, \
+         auto_disabled_at = CASE WHEN ?11 = 'auto_disabled' THEN auto_disabled_at END \
+         WHERE id = ?1",
         params![
             id.0,
             spec.name,
@@ -86,6 +90,46 @@ pub fn update(
     if changed == 0 {
         return Err(Error::NotFound("channel"));
     }
+    get(connection, id)
+}
+
+/// Sets an enabled channel to `auto_disabled` with `reason`. A channel
+/// that is no longer enabled, or whose settings forbid automatic disabling,
+/// is left as it is: the command was decided on an older view.
+pub fn auto_disable(
+    connection: &Connection,
+    id: ChannelId,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<Channel, Error> {
+    let channel = get(connection, id)?;
+    if !channel.is_enabled() || !channel.spec.allows_auto_disable() {
+        return Ok(channel);
+    }
+    connection.execute(
+        "UPDATE channels SET status = 'auto_disabled', auto_disabled_reason = ?2, \
+         auto_disabled_at = ?3, updated_at = ?3 WHERE id = ?1",
+        params![id.0, reason, time::encode(at)],
+    )?;
+    get(connection, id)
+}
+
+/// Enables an `auto_disabled` channel again and forgets why it was disabled.
+/// Any other status (an admin's decision) is left as it is.
+pub fn reenable(
+    connection: &Connection,
+    id: ChannelId,
+    at: DateTime<Utc>,
+) -> Result<Channel, Error> {
+    let channel = get(connection, id)?;
+    if channel.spec.status != ChannelStatus::AutoDisabled {
+        return Ok(channel);
+    }
+    connection.execute(
+        "UPDATE channels SET status = 'enabled', auto_disabled_reason = NULL, \
+         auto_disabled_at = NULL, updated_at = ?2 WHERE id = ?1",
+        params![id.0, time::encode(at)],
+    )?;
     get(connection, id)
 }
 
@@ -137,11 +181,20 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<Channel, Error>> {
     let settings: String = row.get(11)?;
     let created_at: String = row.get(12)?;
     let updated_at: String = row.get(13)?;
+    let auto_disabled_reason: Option<String> = row.get(14)?;
+    let auto_disabled_at: Option<String> = row.get(15)?;
     Ok((|| {
         let kind = ChannelType::parse(&kind)
             .ok_or_else(|| Error::Corrupt(format!("channel {id} type {kind:?}")))?;
         let status = ChannelStatus::parse(&status)
             .ok_or_else(|| Error::Corrupt(format!("channel {id} status {status:?}")))?;
+        let auto_disabled = match (auto_disabled_reason, auto_disabled_at) {
+            (Some(reason), Some(at)) => Some(AutoDisabled {
+                reason,
+                at: time::decode(&at)?,
+            }),
+            _ => None,
+        };
         Ok(Channel {
             id: ChannelId(id),
             spec: ChannelSpec {
@@ -159,6 +212,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<Channel, Error>> {
             },
             created_at: time::decode(&created_at)?,
             updated_at: time::decode(&updated_at)?,
+            auto_disabled,
         })
     })())
 }

@@ -275,6 +275,12 @@ fn apply_in(connection: &Connection, command: Command) -> Result<Applied, Error>
         Command::DeleteChannel { id } => {
             channels::delete(connection, id).map(|()| Applied::Deleted)
         }
+        Command::AutoDisableChannel { id, reason, at } => {
+            channels::auto_disable(connection, id, &reason, at).map(Applied::Channel)
+        }
+        Command::ReenableChannel { id, at } => {
+            channels::reenable(connection, id, at).map(Applied::Channel)
+        }
         Command::CreateToken {
             key_hash,
             key_prefix,
@@ -392,6 +398,81 @@ mod tests {
             .await;
         assert!(matches!(missing, Err(Error::NotFound("channel"))));
         assert!(store.load().await.unwrap().0.is_empty());
+    }
+
+    /// Auto-disable records why and when, only on an enabled channel that
+    /// allows it; re-enabling or an admin's enable clears the record.
+    #[tokio::test]
+    async fn auto_disable_and_reenable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let create = |spec| Command::CreateChannel { spec, at: at(1) };
+        let Applied::Channel(channel) = store.apply(create(spec("one"))).await.unwrap() else {
+            panic!("expected a channel");
+        };
+        let id = channel.id;
+        let disable = |reason: &str| Command::AutoDisableChannel {
+            id,
+            reason: reason.to_string(),
+            at: at(2),
+        };
+        let Applied::Channel(disabled) = store.apply(disable("401")).await.unwrap() else {
+            panic!("expected a channel");
+        };
+        assert_eq!(disabled.spec.status, ChannelStatus::AutoDisabled);
+        let record = crate::model::AutoDisabled {
+            reason: "401".into(),
+            at: at(2),
+        };
+        assert_eq!(disabled.auto_disabled, Some(record.clone()));
+        // A second report keeps the first reason; a PATCH that keeps the status keeps it too.
+        store.apply(disable("later")).await.unwrap();
+        let mut renamed = disabled.spec.clone();
+        renamed.name = "renamed".into();
+        let update = |spec| Command::UpdateChannel {
+            id,
+            spec,
+            at: at(3),
+        };
+        let Applied::Channel(kept) = store.apply(update(renamed.clone())).await.unwrap() else {
+            panic!("expected a channel");
+        };
+        assert_eq!(kept.auto_disabled, Some(record));
+        let Applied::Channel(back) = store
+            .apply(Command::ReenableChannel { id, at: at(4) })
+            .await
+            .unwrap()
+        else {
+            panic!("expected a channel");
+        };
+        assert_eq!(
+            (back.spec.status, back.auto_disabled),
+            (ChannelStatus::Enabled, None)
+        );
+        // An admin's enable clears the record as well.
+        store.apply(disable("again")).await.unwrap();
+        renamed.status = ChannelStatus::Enabled;
+        let Applied::Channel(enabled) = store.apply(update(renamed)).await.unwrap() else {
+            panic!("expected a channel");
+        };
+        assert_eq!(enabled.auto_disabled, None);
+        // A channel with `auto_disable: false` is left alone.
+        let mut stubborn = spec("stubborn");
+        stubborn
+            .settings
+            .insert("auto_disable".into(), false.into());
+        let Applied::Channel(stubborn) = store.apply(create(stubborn)).await.unwrap() else {
+            panic!("expected a channel");
+        };
+        let command = Command::AutoDisableChannel {
+            id: stubborn.id,
+            reason: "401".into(),
+            at: at(5),
+        };
+        let Applied::Channel(after) = store.apply(command).await.unwrap() else {
+            panic!("expected a channel");
+        };
+        assert_eq!(after, stubborn);
     }
 
     /// A database from a newer build is refused rather than misread.

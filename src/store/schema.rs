@@ -64,6 +64,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX request_logs_token_time ON request_logs(token_id, time);
     CREATE INDEX request_logs_model_time ON request_logs(model, time);
     "#,
+    // 2: why and when the gateway disabled a channel on its own (channel health).
+    r#"
+    ALTER TABLE channels ADD COLUMN auto_disabled_reason TEXT;
+    ALTER TABLE channels ADD COLUMN auto_disabled_at TEXT;
+    "#,
 ];
 
 /// Opens a connection with the settings every connection shares.

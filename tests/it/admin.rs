@@ -301,7 +301,7 @@ async fn channel_validation_names_the_field() {
         (with("name", json!("")), "name"),
         (with("key", json!("\n \n")), "key"),
         (with("status", json!("sleeping")), "status"),
-        (with("type", json!("anthropic")), "type"),
+        (with("type", json!("gemini")), "type"),
         (with("settings", json!([1])), "settings"),
         (
             with("model_mapping", json!({"gpt-4o": 3})),

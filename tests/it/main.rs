@@ -5,10 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod anthropic;
 mod binary;
 mod compat;
 mod daily;
 mod durability;
+mod health;
+mod realtime;
 mod relay;
 mod support;
+mod surface;
 mod usage;

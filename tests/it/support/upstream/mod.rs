@@ -21,6 +21,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
+pub mod anthropic;
+pub mod models;
+pub mod openai;
+mod realtime;
+
 /// Token counts the fake reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FakeUsage {
@@ -87,6 +92,10 @@ struct Shared {
     aborted: AtomicUsize,
     last_body: Mutex<Option<Value>>,
     auths: Mutex<Vec<String>>,
+    /// Requests to the endpoints in `openai`.
+    recorded: Mutex<Vec<openai::Recorded>>,
+    /// Requests to the endpoints in `anthropic`.
+    anthropic: Mutex<Vec<anthropic::AnthropicSeen>>,
 }
 
 /// A running fake upstream; it stops when dropped.
@@ -123,11 +132,17 @@ impl FakeUpstream {
             aborted: AtomicUsize::new(0),
             last_body: Mutex::new(None),
             auths: Mutex::new(Vec::new()),
+            recorded: Mutex::new(Vec::new()),
+            anthropic: Mutex::new(Vec::new()),
         });
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .merge(openai::routes())
+            .merge(anthropic::routes())
+            .route("/v1/models", axum::routing::get(models::models))
+            .route("/v1/realtime", axum::routing::get(realtime::realtime))
             .with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -1,0 +1,374 @@
+//! The one relay pipeline every `/v1` endpoint runs: authenticate, read the
+//! body within the limit, parse it the endpoint's way, find the candidate
+//! channels, and try them in dispatch order until one answers; then relay
+//! its reply whole, as events, or as a binary stream.
+//!
+//! What differs between endpoints is described by an [`Endpoint`]; where
+//! an attempt goes on each channel type is `target`'s business; which
+//! channel each attempt takes under the daily cap is `dispatch`'s; and
+//! charging the counters and writing the log row is `meter`'s. This file
+//! only reports to the [`Meter`] what each attempt did. Client headers
+//! (auth included) are never forwarded.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::dispatch::{Candidates, Dispatch};
+use super::endpoint::{Endpoint, Parsed, Payload, Reply};
+use super::meter::Meter;
+use super::observe::Seen;
+use super::request_id::RequestId;
+use super::sse::SseRelay;
+use super::stream::relay_stream;
+use super::target::{self, UpstreamRequest};
+use super::upstream::{self, Failure, Outbound, Success};
+use super::usage::TextMeasure;
+use super::{affinity, anthropic, auth};
+use crate::AppState;
+use crate::error::{ApiError, ErrorCode};
+use crate::i18n::Message;
+use crate::snapshot::ChannelEntry;
+
+/// Serves one request to `endpoint`. Errors come back unrendered, so each
+/// protocol family can use its own envelope.
+pub async fn serve(
+    state: &AppState,
+    request_id: &RequestId,
+    endpoint: &'static Endpoint,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let snapshot = state.snapshot();
+    let token = auth::authenticate(request.headers(), &snapshot, state.clock.now())
+        .map_err(|error| super::rejected_raw(request_id, endpoint.path, error))?;
+    let mut meter = Meter::start(state, request_id, token.id, endpoint.path, started);
+    let headers = request.headers().clone();
+    let parsed = match read_body(state, request).await {
+        Ok(bytes) => (endpoint.parse)(bytes, &headers),
+        Err(error) => Err(error),
+    };
+    let parsed = match parsed {
+        Ok(parsed) if !token.allows_model(&parsed.model) => {
+            return Err(meter.failed(model_not_found(&parsed.model)));
+        }
+        Ok(parsed) => parsed,
+        Err(error) => return Err(meter.failed(error)),
+    };
+    meter.request(&parsed.model, parsed.reply.streams(), parsed.demand.prompt);
+    if !parsed.estimate {
+        meter.without_estimate();
+    }
+    let candidates = Candidates::of(&snapshot, &token, &parsed.model).serving(endpoint.operation);
+    if candidates.route().is_empty() {
+        return Err(meter.failed(model_not_found(&parsed.model)));
+    }
+    let session = headers
+        .get(affinity::SESSION_HEADER)
+        .and_then(|value| value.to_str().ok());
+    let source = parsed.affinity.as_deref().or(session);
+    let dispatch = Dispatch::new(
+        state,
+        candidates.route(),
+        parsed.demand,
+        request_id.as_str(),
+    )
+    .with_affinity(&snapshot, &token, &parsed.model, source);
+    relay(
+        state,
+        endpoint,
+        &candidates,
+        dispatch,
+        parsed,
+        meter,
+        &headers,
+    )
+    .await
+}
+
+/// Reads the whole body, within the configured limit.
+async fn read_body(state: &AppState, request: Request) -> Result<Bytes, ApiError> {
+    let limit = state.config.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large(limit)
+            } else {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    Message::InvalidValue {
+                        detail: rejection.body_text(),
+                    },
+                )
+            }
+        })
+}
+
+/// Tries channels in dispatch order until one answers or the attempts run out.
+async fn relay(
+    state: &AppState,
+    endpoint: &'static Endpoint,
+    candidates: &Candidates<'_>,
+    mut dispatch: Dispatch<'_>,
+    mut parsed: Parsed,
+    mut meter: Meter,
+    client_headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let max_attempts = state.config.max_retries as usize + 1;
+    let mut attempts = 0;
+    let mut last_failure = None;
+    let mut all_unreachable = true;
+    while attempts < max_attempts {
+        let Some((entry, hold)) = dispatch.next_channel() else {
+            break;
+        };
+        let upstream_model = entry.channel.upstream_model(&parsed.model);
+        let prepared = outbound(
+            entry,
+            endpoint,
+            &mut parsed.payload,
+            upstream_model,
+            client_headers,
+        );
+        let (outbound, key) = match prepared {
+            Ok(ready) => ready,
+            Err(Failure::Rejected {
+                status,
+                content_type,
+                body,
+            }) => {
+                // The request cannot be put to this channel's protocol at
+                // all (an Anthropic translation refused it): a client error.
+                hold.release(&state.counters);
+                meter.respond(status, Some(ErrorCode::InvalidRequest.as_str()));
+                return Ok(verbatim(status, content_type, body));
+            }
+            Err(failure) => {
+                // A channel that cannot take this operation is skipped
+                // without spending an attempt or touching its counter.
+                hold.release(&state.counters);
+                all_unreachable = false;
+                last_failure = Some(failure);
+                continue;
+            }
+        };
+        attempts += 1;
+        let id = entry.channel.id;
+        meter.tried(id, upstream_model);
+        meter.hold(hold);
+        let streams = parsed.reply.streams();
+        let bridged = anthropic::bridge::applies(entry, endpoint.operation);
+        match upstream::attempt(state, outbound, key, streams).await {
+            Ok(success) => {
+                dispatch.served_by(entry);
+                let success = match bridged {
+                    true => anthropic::bridge::reply(success, state.clock.now().timestamp()),
+                    false => success,
+                };
+                return Ok(deliver(state, endpoint, &parsed, meter, success));
+            }
+            Err(Failure::Rejected {
+                status,
+                content_type,
+                body,
+            }) => {
+                meter.attempt_failed((endpoint.reply_usage)(&body));
+                meter.respond(status, Some(ErrorCode::UpstreamRejected.as_str()));
+                let (content_type, body) = match bridged {
+                    true => anthropic::bridge::error_body(status, body, content_type),
+                    false => (content_type, body),
+                };
+                return Ok(verbatim(status, content_type, body));
+            }
+            Err(failure) => {
+                meter.attempt_failed(failure.reported_usage());
+                tracing::warn!(
+                    request_id = meter.request_id(),
+                    channel = id.0,
+                    ?failure,
+                    "upstream attempt failed"
+                );
+                all_unreachable &= matches!(failure, Failure::Unreachable(_));
+                last_failure = Some(failure);
+            }
+        }
+    }
+    if attempts == 0
+        && let Some(seconds) = dispatch.capped_for()
+    {
+        return Err(meter.failed(capped(candidates, &parsed.model, seconds)));
+    }
+    Err(meter.failed(exhausted(attempts, last_failure, all_unreachable)))
+}
+
+/// The request for one attempt on `entry`: target URL and auth, the content
+/// type, and the body with `model` rewritten to the channel's name for it.
+fn outbound<'e>(
+    entry: &'e ChannelEntry,
+    endpoint: &Endpoint,
+    payload: &mut Payload,
+    upstream_model: &str,
+    client_headers: &HeaderMap,
+) -> Result<(Outbound, &'e str), Failure> {
+    let unusable = |text: String| Failure::Failed {
+        summary: text,
+        usage: None,
+    };
+    let key = entry
+        .next_key()
+        .ok_or_else(|| unusable("the channel has no upstream key".to_string()))?;
+    let UpstreamRequest { url, mut headers } =
+        target::upstream_request(entry, endpoint.operation, upstream_model, key)
+            .map_err(|error| unusable(error.to_string()))?;
+    anthropic::bridge::forward_headers(entry, client_headers, &mut headers);
+    let body = match payload {
+        Payload::Json(body) => {
+            body.insert(
+                "model".to_string(),
+                Value::String(upstream_model.to_string()),
+            );
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if anthropic::bridge::applies(entry, endpoint.operation) {
+                anthropic::bridge::request_body(body, upstream_model)?
+            } else {
+                Bytes::from(serde_json::to_vec(body).map_err(|error| unusable(error.to_string()))?)
+            }
+        }
+        Payload::Raw {
+            bytes,
+            content_type,
+        } => {
+            headers.insert(header::CONTENT_TYPE, content_type.clone());
+            bytes.clone()
+        }
+    };
+    let channel = entry.channel.id;
+    let ready = Outbound {
+        url,
+        headers,
+        body,
+        channel,
+    };
+    Ok((ready, key))
+}
+
+/// Relays a successful attempt to the client.
+fn deliver(
+    state: &AppState,
+    endpoint: &Endpoint,
+    parsed: &Parsed,
+    mut meter: Meter,
+    success: Success,
+) -> Response {
+    match success {
+        Success::Complete {
+            status,
+            content_type,
+            body,
+        } => {
+            let reported = (endpoint.reply_usage)(&body);
+            let mut completion = TextMeasure::for_model(&parsed.model);
+            if reported.is_none() {
+                (endpoint.measure_reply)(&body, &mut completion);
+            }
+            meter.served(reported, completion);
+            meter.respond(status, None);
+            verbatim(status, content_type, body)
+        }
+        Success::Streaming {
+            status,
+            content_type,
+            first,
+            rest,
+        } => {
+            meter.first_byte();
+            meter.respond(status, None);
+            let sse = (parsed.reply == Reply::Events).then(|| {
+                let seen = Seen {
+                    completion: TextMeasure::for_model(&parsed.model),
+                    ..Seen::default()
+                };
+                SseRelay::new((endpoint.observer)(parsed), seen)
+            });
+            let idle = state.config.stream_idle_timeout;
+            relay_stream(meter, status, first, rest, sse, content_type, idle)
+        }
+    }
+}
+
+/// Nothing was tried because every candidate is at its daily limit: the
+/// bound channel's own 429, or the group's, until the earliest reset.
+fn capped(candidates: &Candidates<'_>, model: &str, seconds: u64) -> ApiError {
+    let (code, message) = match candidates.bound() {
+        Some(entry) => (
+            ErrorCode::ChannelDailyLimitExceeded,
+            Message::ChannelDailyLimitExceeded {
+                channel: entry.channel.spec.name.clone(),
+                seconds,
+            },
+        ),
+        None => (
+            ErrorCode::DailyLimitExhausted,
+            Message::DailyLimitExhausted {
+                model: model.to_string(),
+                seconds,
+            },
+        ),
+    };
+    ApiError::new(code, message).with_retry_after(seconds)
+}
+
+/// An upstream reply passed through as it came: status, content type, body.
+pub fn verbatim(status: StatusCode, content_type: Option<HeaderValue>, body: Bytes) -> Response {
+    let mut response = (status, Body::from(body)).into_response();
+    let content_type = content_type.unwrap_or(HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response
+}
+
+fn exhausted(attempts: usize, last: Option<Failure>, all_unreachable: bool) -> ApiError {
+    let code = if all_unreachable {
+        ErrorCode::UpstreamUnavailable
+    } else {
+        ErrorCode::UpstreamFailed
+    };
+    let message = match last {
+        Some(Failure::Unreachable(last) | Failure::Failed { summary: last, .. }) => {
+            Message::UpstreamAttemptsFailed { attempts, last }
+        }
+        _ => Message::NoChannelTried,
+    };
+    ApiError::new(code, message)
+}
+
+pub fn model_not_found(model: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::ModelNotFound,
+        Message::ModelNotFound {
+            model: model.to_string(),
+        },
+    )
+    .with_field("model")
+}
+
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(ErrorCode::PayloadTooLarge, Message::BodyTooLarge { limit })
+}

@@ -1,0 +1,340 @@
+//! The per-channel-type seam: where an [`Operation`] goes on a channel and how
+//! the request is authenticated there, for each [`ChannelType`].
+//!
+//! Everything that can be parsed once is parsed when the snapshot is built
+//! ([`ChannelTarget::new`], held by `ChannelEntry::target`), so a request
+//! only clones a ready URL (`openai`) or appends the deployment to one
+//! (`azure`). This module owns no IO and knows nothing about bodies: the
+//! pipeline sends whatever the endpoint prepared to the URL and headers
+//! returned by [`upstream_request`].
+//!
+//! - `openai`: `{base_url}/{path}`, key as `Authorization: Bearer`.
+//! - `azure`: `{base_url}/openai/deployments/{mapped model}/{path}?api-version=V`,
+//!   key in the `api-key` header. `V` is `settings.api_version` when it is a
+//!   non-empty string, else [`DEFAULT_AZURE_API_VERSION`].
+//! - `anthropic`: `{base_url}/v1/messages` (and `/v1/messages/count_tokens`),
+//!   key in `x-api-key`, `anthropic-version: 2023-06-01` unless the client
+//!   sent its own (`anthropic::bridge::forward_headers`). Chat completions go
+//!   there too, translated by `anthropic::bridge`; other OpenAI operations
+//!   are [`TargetError::Unsupported`], and the Messages operations are
+//!   unsupported on OpenAI and Azure channels.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use reqwest::Url;
+use serde_json::{Map, Value};
+
+use crate::model::{ChannelSpec, ChannelType};
+use crate::snapshot::ChannelEntry;
+
+/// The Azure OpenAI API version used when a channel sets none (the GA
+/// version current when this was written; set `settings.api_version` to
+/// use preview features such as the Responses API).
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
+/// The channel setting naming the Azure API version.
+pub const API_VERSION_SETTING: &str = "api_version";
+/// The `anthropic-version` sent when the client named none.
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// One upstream operation of the OpenAI API surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+    Responses,
+    AudioTranscriptions,
+    AudioTranslations,
+    AudioSpeech,
+    ImagesGenerations,
+    Moderations,
+    /// Anthropic's native `POST /v1/messages`.
+    Messages,
+    /// Anthropic's `POST /v1/messages/count_tokens`.
+    MessagesCountTokens,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 11] = [
+        Operation::ChatCompletions,
+        Operation::Completions,
+        Operation::Embeddings,
+        Operation::Responses,
+        Operation::AudioTranscriptions,
+        Operation::AudioTranslations,
+        Operation::AudioSpeech,
+        Operation::ImagesGenerations,
+        Operation::Moderations,
+        Operation::Messages,
+        Operation::MessagesCountTokens,
+    ];
+
+    /// The path under the API root (`{base_url}/…` for OpenAI).
+    pub fn path(self) -> &'static str {
+        match self {
+            Operation::ChatCompletions => "chat/completions",
+            Operation::Completions => "completions",
+            Operation::Embeddings => "embeddings",
+            Operation::Responses => "responses",
+            Operation::AudioTranscriptions => "audio/transcriptions",
+            Operation::AudioTranslations => "audio/translations",
+            Operation::AudioSpeech => "audio/speech",
+            Operation::ImagesGenerations => "images/generations",
+            Operation::Moderations => "moderations",
+            Operation::Messages => "messages",
+            Operation::MessagesCountTokens => "messages/count_tokens",
+        }
+    }
+
+    /// Anthropic's own operations, which only `anthropic` channels serve.
+    pub fn is_anthropic(self) -> bool {
+        matches!(self, Operation::Messages | Operation::MessagesCountTokens)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A channel's upstream address, parsed once per snapshot.
+#[derive(Debug)]
+pub enum ChannelTarget {
+    /// One ready URL per operation (`None` if it does not parse).
+    Openai { urls: Box<[Option<Url>]> },
+    /// The resource endpoint and the encoded `api-version=…` query.
+    Azure { endpoint: Url, query: String },
+    /// The host, as the Anthropic SDK takes it.
+    Anthropic { host: Url },
+    /// The base URL does not parse (admin validation prevents that).
+    Invalid,
+}
+
+impl ChannelTarget {
+    pub fn new(spec: &ChannelSpec) -> ChannelTarget {
+        let base = spec.base_url.trim_end_matches('/');
+        match spec.kind {
+            ChannelType::Openai => {
+                let urls = Operation::ALL
+                    .iter()
+                    .map(|operation| Url::parse(&format!("{base}/{}", operation.path())).ok())
+                    .collect();
+                ChannelTarget::Openai { urls }
+            }
+            ChannelType::Azure => match Url::parse(base) {
+                Ok(endpoint) if !endpoint.cannot_be_a_base() => ChannelTarget::Azure {
+                    endpoint,
+                    query: azure_query(&spec.settings),
+                },
+                _ => ChannelTarget::Invalid,
+            },
+            ChannelType::Anthropic => match Url::parse(base) {
+                Ok(host) => ChannelTarget::Anthropic { host },
+                Err(_) => ChannelTarget::Invalid,
+            },
+        }
+    }
+}
+
+/// `api-version=…`, percent-encoded once.
+fn azure_query(settings: &Map<String, Value>) -> String {
+    let version = match settings.get(API_VERSION_SETTING) {
+        Some(Value::String(version)) if !version.trim().is_empty() => version.trim(),
+        _ => DEFAULT_AZURE_API_VERSION,
+    };
+    let mut query = Url::parse("http://query.invalid/").ok();
+    if let Some(url) = query.as_mut() {
+        url.query_pairs_mut().append_pair("api-version", version);
+    }
+    query
+        .and_then(|url| url.query().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Where one attempt goes and the headers that authenticate it. The
+/// pipeline adds the content type and the body.
+#[derive(Debug)]
+pub struct UpstreamRequest {
+    pub url: Url,
+    pub headers: HeaderMap,
+}
+
+/// Why a channel cannot take an operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("the channel's base URL does not parse")]
+    BadBaseUrl,
+    #[error("{kind} channels do not serve {path}")]
+    Unsupported {
+        kind: &'static str,
+        path: &'static str,
+    },
+    #[error("the channel's key is not a valid header value")]
+    BadKey,
+}
+
+/// The URL and auth headers of `operation` on `entry`'s channel for
+/// `upstream_model` (the model name after the channel's mapping).
+pub fn upstream_request(
+    entry: &ChannelEntry,
+    operation: Operation,
+    upstream_model: &str,
+    key: &str,
+) -> Result<UpstreamRequest, TargetError> {
+    if !serves(entry, operation) {
+        return Err(TargetError::Unsupported {
+            kind: entry.channel.spec.kind.as_str(),
+            path: operation.path(),
+        });
+    }
+    let (url, auth_header, auth_value) = match &entry.target {
+        ChannelTarget::Openai { urls } => {
+            let url = urls.get(operation.index()).cloned().flatten();
+            let url = url.ok_or(TargetError::BadBaseUrl)?;
+            (url, header::AUTHORIZATION, format!("Bearer {key}"))
+        }
+        ChannelTarget::Azure { endpoint, query } => {
+            let url = azure_url(endpoint, query, upstream_model, operation)?;
+            (url, HeaderName::from_static("api-key"), key.to_string())
+        }
+        ChannelTarget::Anthropic { host } => {
+            let url = anthropic_url(host, operation)?;
+            (url, HeaderName::from_static("x-api-key"), key.to_string())
+        }
+        ChannelTarget::Invalid => return Err(TargetError::BadBaseUrl),
+    };
+    let mut value = HeaderValue::from_str(&auth_value).map_err(|_| TargetError::BadKey)?;
+    value.set_sensitive(true);
+    let mut headers = HeaderMap::new();
+    headers.insert(auth_header, value);
+    if matches!(entry.target, ChannelTarget::Anthropic { .. }) {
+        headers.insert(
+            "anthropic-version",
+            HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION),
+        );
+    }
+    Ok(UpstreamRequest { url, headers })
+}
+
+/// Whether `entry`'s channel can take `operation` at all, so the relay can
+/// leave it off the candidates instead of failing an attempt on it.
+pub fn serves(entry: &ChannelEntry, operation: Operation) -> bool {
+    match entry.target {
+        ChannelTarget::Anthropic { .. } => {
+            operation.is_anthropic() || operation == Operation::ChatCompletions
+        }
+        _ => !operation.is_anthropic(),
+    }
+}
+
+/// `{host}/v1/messages[/count_tokens]`; chat completions go to the former.
+fn anthropic_url(host: &Url, operation: Operation) -> Result<Url, TargetError> {
+    let path = match operation {
+        Operation::Messages | Operation::ChatCompletions => "v1/messages",
+        Operation::MessagesCountTokens => "v1/messages/count_tokens",
+        _ => {
+            return Err(TargetError::Unsupported {
+                kind: ChannelType::Anthropic.as_str(),
+                path: operation.path(),
+            });
+        }
+    };
+    let base = host.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}/{path}")).map_err(|_| TargetError::BadBaseUrl)
+}
+
+/// `{endpoint}/openai/deployments/{deployment}/{path}?{query}`; the
+/// deployment is one percent-encoded path segment.
+fn azure_url(
+    endpoint: &Url,
+    query: &str,
+    deployment: &str,
+    operation: Operation,
+) -> Result<Url, TargetError> {
+    let mut url = endpoint.clone();
+    {
+        let mut segments = url
+            .path_segments_mut()
+            .map_err(|_| TargetError::BadBaseUrl)?;
+        segments
+            .pop_if_empty()
+            .extend(["openai", "deployments", deployment])
+            .extend(operation.path().split('/'));
+    }
+    url.set_query(Some(query));
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::ChannelStatus;
+
+    fn spec(kind: ChannelType, base_url: &str, settings: Value) -> ChannelSpec {
+        ChannelSpec {
+            name: "c".into(),
+            kind,
+            base_url: base_url.into(),
+            keys: vec!["k".into()],
+            models: vec!["m".into()],
+            model_mapping: BTreeMap::new(),
+            groups: vec!["default".into()],
+            priority: 0,
+            weight: 1,
+            status: ChannelStatus::Enabled,
+            settings: match settings {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            },
+        }
+    }
+
+    /// OpenAI URLs are the base plus the operation path.
+    #[test]
+    fn openai_urls_append_the_path() {
+        let target = ChannelTarget::new(&spec(
+            ChannelType::Openai,
+            "https://api.example.com/v1/",
+            Value::Null,
+        ));
+        let ChannelTarget::Openai { urls } = target else {
+            panic!("openai target expected");
+        };
+        let url = urls[Operation::AudioSpeech.index()].clone();
+        assert_eq!(
+            url.map(String::from).as_deref(),
+            Some("https://api.example.com/v1/audio/speech")
+        );
+    }
+
+    /// Azure URLs carry the deployment, the operation and the API version.
+    #[test]
+    fn azure_urls_name_the_deployment_and_version() {
+        let cases = [
+            (Value::Null, "2024-10-21"),
+            (
+                serde_json::json!({"api_version": "2025-04-01-preview"}),
+                "2025-04-01-preview",
+            ),
+            (serde_json::json!({"api_version": ""}), "2024-10-21"),
+            (serde_json::json!({"api_version": 7}), "2024-10-21"),
+        ];
+        for (settings, version) in cases {
+            let target = ChannelTarget::new(&spec(
+                ChannelType::Azure,
+                "https://r.openai.azure.com/",
+                settings,
+            ));
+            let ChannelTarget::Azure { endpoint, query } = target else {
+                panic!("azure target expected");
+            };
+            let url = azure_url(&endpoint, &query, "gpt 4o", Operation::ChatCompletions);
+            assert_eq!(
+                url.map(String::from),
+                Ok(format!(
+                    "https://r.openai.azure.com/openai/deployments/gpt%204o/chat/completions?api-version={version}"
+                ))
+            );
+        }
+    }
+}
