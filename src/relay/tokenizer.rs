@@ -80,14 +80,30 @@ impl Encoding {
             Encoding::O200k => (&O200K, tiktoken_rs::o200k_base),
             Encoding::Cl100k => (&CL100K, tiktoken_rs::cl100k_base),
         };
-        cell.get_or_init(|| match load() {
-            Ok(bpe) => Some(bpe),
-            Err(error) => {
-                tracing::warn!(%error, encoding = ?self, "tokenizer vocabulary failed to load");
-                None
-            }
-        })
-        .as_ref()
+        if let Some(loaded) = cell.get() {
+            return loaded.as_ref();
+        }
+        let initialise = || {
+            cell.get_or_init(|| match load() {
+                Ok(bpe) => Some(bpe),
+                Err(error) => {
+                    tracing::warn!(%error, encoding = ?self, "tokenizer vocabulary failed to load");
+                    None
+                }
+            })
+        };
+        // The first load takes a few hundred milliseconds of CPU. On a
+        // multi-threaded runtime, hand this worker's other tasks to another
+        // thread meanwhile, so no request waits behind the load.
+        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        let loaded = if multi_thread {
+            tokio::task::block_in_place(initialise)
+        } else {
+            initialise()
+        };
+        loaded.as_ref()
     }
 
     /// The number of tokens in `text`, or `None` if the vocabulary is missing.
