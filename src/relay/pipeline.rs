@@ -314,7 +314,7 @@ fn deliver(
 
 /// Nothing was tried because every candidate is at its daily limit: the
 /// bound channel's own 429, or the group's, until the earliest reset.
-fn capped(candidates: &Candidates<'_>, model: &str, seconds: u64) -> ApiError {
+pub(super) fn capped(candidates: &Candidates<'_>, model: &str, seconds: u64) -> ApiError {
     let (code, message) = match candidates.bound() {
         Some(entry) => (
             ErrorCode::ChannelDailyLimitExceeded,
@@ -344,7 +344,7 @@ pub fn verbatim(status: StatusCode, content_type: Option<HeaderValue>, body: Byt
     response
 }
 
-fn exhausted(attempts: usize, last: Option<Failure>, all_unreachable: bool) -> ApiError {
+pub(super) fn exhausted(attempts: usize, last: Option<Failure>, all_unreachable: bool) -> ApiError {
     let code = if all_unreachable {
         ErrorCode::UpstreamUnavailable
     } else {

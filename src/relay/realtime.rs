@@ -57,6 +57,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use super::auth;
 use super::dispatch::{Candidates, Demand, Dispatch};
 use super::meter::Meter;
+use super::pipeline::{capped, exhausted, model_not_found};
 use super::request_id::RequestId;
 use super::upstream::{self, Failure};
 use super::usage::{RawUsage, TextMeasure};
@@ -571,53 +572,6 @@ fn upstream_to_client(message: UpstreamMessage) -> Option<ws::Message> {
         }
         UpstreamMessage::Ping(_) | UpstreamMessage::Pong(_) | UpstreamMessage::Frame(_) => None,
     }
-}
-
-/// Nothing was tried because every candidate is at its daily limit (the
-/// same answers as `chat`).
-fn capped(candidates: &Candidates<'_>, model: &str, seconds: u64) -> ApiError {
-    let (code, message) = match candidates.bound() {
-        Some(entry) => (
-            ErrorCode::ChannelDailyLimitExceeded,
-            Message::ChannelDailyLimitExceeded {
-                channel: entry.channel.spec.name.clone(),
-                seconds,
-            },
-        ),
-        None => (
-            ErrorCode::DailyLimitExhausted,
-            Message::DailyLimitExhausted {
-                model: model.to_string(),
-                seconds,
-            },
-        ),
-    };
-    ApiError::new(code, message).with_retry_after(seconds)
-}
-
-fn exhausted(attempts: usize, last: Option<Failure>, all_unreachable: bool) -> ApiError {
-    let code = if all_unreachable {
-        ErrorCode::UpstreamUnavailable
-    } else {
-        ErrorCode::UpstreamFailed
-    };
-    let message = match last {
-        Some(Failure::Unreachable(last) | Failure::Failed { summary: last, .. }) => {
-            Message::UpstreamAttemptsFailed { attempts, last }
-        }
-        _ => Message::NoChannelTried,
-    };
-    ApiError::new(code, message)
-}
-
-fn model_not_found(model: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::ModelNotFound,
-        Message::ModelNotFound {
-            model: model.to_string(),
-        },
-    )
-    .with_field("model")
 }
 
 #[cfg(test)]
