@@ -15,3 +15,18 @@ fi
 # The real-client suite: official Python SDKs against the real binary, in a
 # virtualenv it creates from PyPI (needs python3 and pip).
 tests/clients/run.sh
+
+# The admin UI (ui/, built into the committed assets/ui/ that the binary
+# embeds). Needs node >= 20 with npm (and the npm registry on a cold cache).
+# (a) Freshness: rebuild from the sources; the committed output must not change.
+(cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build)
+if [ -n "$(git status --porcelain -- assets/ui)" ]; then
+  git status --short -- assets/ui >&2
+  echo "assets/ui is stale: run npm run build in ui/ and commit" >&2
+  exit 1
+fi
+# (b) The UI's own checks: every string in en, zh-CN and zh-TW.
+(cd ui && npm test)
+# (c) The UI in a real browser: playwright-core + Debian's chromium (installed
+# with apt-get when missing) against the real binary and the fake upstream.
+tests/ui/run.sh
