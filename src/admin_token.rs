@@ -69,6 +69,19 @@ impl AdminAuth {
         self.matches(&digest(presented))
     }
 
+    /// The SHA-256 of the current token (rotations picked up first): the
+    /// root from which session cookies are signed (`session`). It is secret
+    /// as the token is, never leaves the process, and is the same on every
+    /// node that shares the token, so their sessions are interchangeable.
+    pub fn token_digest(&self) -> [u8; 32] {
+        self.reload_if_changed();
+        match self.current.lock() {
+            Ok(current) => current.hash,
+            // Nothing panics while holding the lock; the data is intact anyway.
+            Err(poisoned) => poisoned.into_inner().hash,
+        }
+    }
+
     fn matches(&self, presented: &[u8; 32]) -> bool {
         match self.current.lock() {
             Ok(current) => constant_time_eq(&current.hash, presented),

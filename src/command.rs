@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::daily::UsageDelta;
 use crate::model::{Channel, ChannelId, ChannelSpec, KeyHash, Token, TokenId, TokenSpec};
+use crate::runtime::SettingsPatch;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
@@ -66,6 +67,12 @@ pub enum Command {
         date: NaiveDate,
         at: DateTime<Utc>,
     },
+    /// Changes runtime settings (`PATCH /api/settings`): the fields the
+    /// patch sets are stored and win over the start-up configuration.
+    UpdateSettings {
+        patch: SettingsPatch,
+        at: DateTime<Utc>,
+    },
 }
 
 impl Command {
@@ -81,7 +88,11 @@ impl Command {
             | Command::CreateToken { .. }
             | Command::UpdateToken { .. }
             | Command::DeleteToken { .. } => true,
-            Command::AddUsage { .. } | Command::ResetUsage { .. } => false,
+            // A new zone rebuilds the snapshot too, but `AppState` decides
+            // that from the settings it installs.
+            Command::AddUsage { .. }
+            | Command::ResetUsage { .. }
+            | Command::UpdateSettings { .. } => false,
         }
     }
 }
@@ -94,4 +105,6 @@ pub enum Applied {
     Deleted,
     /// A usage command was applied.
     Counted,
+    /// Runtime settings were stored.
+    Settings,
 }

@@ -19,6 +19,11 @@
 //! - `health` auto-disables channels on a 401 or an exhausted quota, tests
 //!   channels, and re-enables them when a test succeeds.
 //! - `clock` injects time, so tests can cross midnight.
+//! - `runtime` holds the settings an admin may change at run time (zone,
+//!   retries, timeouts, auto-disable rules); they win over the config file.
+//! - `session` signs the web UI's session cookies and CSRF tokens, and
+//!   rate-limits wrong admin tokens per client IP.
+//! - `ui` serves the embedded web UI (`assets/ui`), with an SPA fallback.
 
 pub mod admin;
 pub mod admin_token;
@@ -34,10 +39,13 @@ pub mod logsink;
 pub mod model;
 pub mod relay;
 pub mod routing;
+pub mod runtime;
 pub mod server;
+pub mod session;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod ui;
 
 use axum::Router;
 
@@ -48,6 +56,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(admin::router())
         .merge(relay::router(&state))
+        // Any other GET is the web UI's (an SPA route or an asset).
+        .fallback(ui::serve)
         .with_state(state)
         .layer(axum::middleware::from_fn(i18n::layer))
         // Outermost, so every response (admin, relay, errors, 404s) carries an id.

@@ -1,8 +1,11 @@
 //! The state every handler shares: configuration, the store, the live
-//! snapshot, the daily counters, the request-log sink, the clock and the
-//! upstream HTTP client.
+//! snapshot, the runtime settings, the daily counters, the request-log sink,
+//! the clock, the upstream HTTP client and the admin sessions.
 //!
 //! `AppState::apply` is the single seam through which state changes flow.
+//! `config` is the start-up input only: what may change at run time (the
+//! zone, retries, timeouts, auto-disable rules) is read from
+//! [`AppState::settings`], and the upstream client from [`AppState::http`].
 
 use std::sync::Arc;
 
@@ -18,6 +21,8 @@ use crate::error::ApiError;
 use crate::health::Monitor;
 use crate::logsink::LogSink;
 use crate::relay::affinity::AffinityCache;
+use crate::runtime::{RuntimeSettings, SettingsPatch};
+use crate::session::{FailureLimiter, Sessions};
 use crate::snapshot::Snapshot;
 use crate::store::{self, Store};
 
@@ -26,11 +31,16 @@ use crate::store::{self, Store};
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
+    /// The start-up configuration. Settings an admin may change at run time
+    /// are read from [`AppState::settings`] instead.
     pub config: Config,
     pub store: Store,
     pub logs: LogSink,
-    pub http: reqwest::Client,
     pub admin: AdminAuth,
+    /// Signs and checks the web UI's session cookies; remembers sign-outs.
+    pub sessions: Sessions,
+    /// Wrong admin tokens per client IP, so guessing is slow.
+    pub limiter: FailureLimiter,
     pub clock: Arc<dyn Clock>,
     /// Today's usage and reservations per channel: what the cap check reads.
     pub counters: Counters,
@@ -40,6 +50,12 @@ pub struct Inner {
     /// The auto-disable rules, and which channels have a disable on its way.
     pub health: Monitor,
     snapshot: ArcSwap<Snapshot>,
+    /// The live runtime settings: the config's values with the stored ones over them.
+    settings: ArcSwap<RuntimeSettings>,
+    /// The pooled upstream client. Its connect timeout is a runtime
+    /// setting, so a change swaps in a rebuilt client; requests in flight
+    /// keep the client they started with.
+    http: ArcSwap<reqwest::Client>,
     /// Serialises apply + snapshot rebuild, so snapshots are swapped in the
     /// same order the store applied the commands.
     write_lock: tokio::sync::Mutex<()>,
@@ -63,26 +79,30 @@ impl AppState {
         clock: Arc<dyn Clock>,
     ) -> Result<AppState, store::Error> {
         let (channels, tokens) = store.load().await?;
-        let snapshot = Snapshot::build(channels, tokens, None, config.timezone);
+        let settings = RuntimeSettings::from_config(&config).patched(&store.settings().await?);
+        let snapshot = Snapshot::build(channels, tokens, None, settings.timezone);
         let counters = Counters::new();
         // Days are at most a day apart across zones; a few days back covers
         // "today" in every zone and the recent history the counters keep.
         let today = clock.now().date_naive();
         let since = today.checked_sub_days(Days::new(3)).unwrap_or(today);
         counters.load(store.usage_since(since).await?);
-        let http = upstream_client(&config);
-        let health = Monitor::new(&config.auto_disable_rules);
+        let http = upstream_client(settings.connect_timeout);
+        let health = Monitor::new(&settings.auto_disable_rules);
         Ok(AppState(Arc::new(Inner {
             config,
             store,
             logs,
-            http,
             admin,
+            sessions: Sessions::default(),
+            limiter: FailureLimiter::default(),
             clock,
             counters,
             affinity: AffinityCache::default(),
             health,
             snapshot: ArcSwap::from_pointee(snapshot),
+            settings: ArcSwap::from_pointee(settings),
+            http: ArcSwap::from_pointee(http),
             write_lock: tokio::sync::Mutex::new(()),
         })))
     }
@@ -90,6 +110,17 @@ impl AppState {
     /// The current view of channels and keys. Lock-free.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// The live runtime settings. Lock-free.
+    pub fn settings(&self) -> Arc<RuntimeSettings> {
+        self.settings.load_full()
+    }
+
+    /// The upstream client built for the current connect timeout. Cheap: a
+    /// `reqwest::Client` is a handle to a shared pool.
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::clone(&self.http.load())
     }
 
     /// Applies one state change and swaps in a rebuilt snapshot before
@@ -111,6 +142,10 @@ impl AppState {
             Command::DeleteChannel { id } => Some(*id),
             _ => None,
         };
+        let settings_patch = match &command {
+            Command::UpdateSettings { patch, .. } => Some(patch.clone()),
+            _ => None,
+        };
         let applied = self.store.apply(command).await?;
         if let Some((channel_id, date)) = effect {
             self.counters.reset(channel_id, date);
@@ -118,13 +153,36 @@ impl AppState {
         if let Some(channel_id) = deleted {
             self.counters.forget(channel_id);
         }
-        if changes_config {
+        let zone_changed = match settings_patch {
+            Some(patch) => self.install_settings(&patch),
+            None => false,
+        };
+        if changes_config || zone_changed {
             let (channels, tokens) = self.store.load().await?;
             let previous = self.snapshot.load();
-            let next = Snapshot::build(channels, tokens, Some(&previous), self.config.timezone);
+            let zone = self.settings().timezone;
+            let next = Snapshot::build(channels, tokens, Some(&previous), zone);
             self.snapshot.store(Arc::new(next));
         }
         Ok(applied)
+    }
+
+    /// Swaps in the settings with `patch` applied, rebuilding what depends
+    /// on them. Returns whether the zone changed (the snapshot's channel
+    /// caps are computed in it, so the caller rebuilds the snapshot).
+    fn install_settings(&self, patch: &SettingsPatch) -> bool {
+        let previous = self.settings();
+        let next = previous.patched(patch);
+        if next.connect_timeout != previous.connect_timeout {
+            self.http
+                .store(Arc::new(upstream_client(next.connect_timeout)));
+        }
+        if next.auto_disable_rules != previous.auto_disable_rules {
+            self.health.set_rules(&next.auto_disable_rules);
+        }
+        let zone_changed = next.timezone != previous.timezone;
+        self.settings.store(Arc::new(next));
+        zone_changed
     }
 
     /// Makes counted tokens durable: takes the pending deltas and applies
@@ -165,9 +223,9 @@ impl AppState {
 
 /// The pooled upstream client: rustls (ring), HTTP/1.1 and HTTP/2. The
 /// first-byte and idle timeouts are enforced per request by the relay.
-fn upstream_client(config: &Config) -> reqwest::Client {
+fn upstream_client(connect_timeout: std::time::Duration) -> reqwest::Client {
     let builder = reqwest::Client::builder()
-        .connect_timeout(config.connect_timeout)
+        .connect_timeout(connect_timeout)
         .pool_idle_timeout(std::time::Duration::from_secs(90))
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)

@@ -79,7 +79,7 @@ impl ChannelView {
     fn written(state: &AppState, channel: &Channel) -> ChannelView {
         let cap = match state.snapshot().channel(channel.id) {
             Some(entry) => entry.cap,
-            None => settings::cap_of(&channel.spec.settings, state.config.timezone),
+            None => settings::cap_of(&channel.spec.settings, state.settings().timezone),
         };
         let usage = DailyUsage::of(state, channel.id, cap, state.clock.now());
         ChannelView::new(channel, usage)

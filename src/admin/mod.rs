@@ -1,39 +1,50 @@
 //! The JSON admin API under `/api`: channels (and their health checks), API
-//! keys, daily token usage, request logs and the OpenAPI document. It is the only way the UI changes state.
+//! keys, daily token usage, request logs, runtime settings, overview stats,
+//! the web UI's session and the OpenAPI document. It is the only way the UI
+//! changes state.
 //!
 //! Every route is registered through [`Routes`], which wraps each handler in
-//! the admin-token check and records the route in a table. So no route can
-//! forget authentication, and the OpenAPI test compares the document against
-//! the same table the router was built from.
+//! the admin check ([`RequireAdmin`]: the admin token, or the session cookie
+//! plus CSRF token) and records the route in a table. So no route can forget
+//! authentication, and the OpenAPI test compares the document against the
+//! same table the router was built from. The one exception is
+//! `/api/session`, registered with [`Routes::public`]: signing in is how a
+//! browser gets credentials, so its handlers check the token or the cookie
+//! themselves.
 //!
 //! Handlers are thin: they extract (`json`), validate (`validate`), then read
 //! the snapshot or store, or build a `Command` for `AppState::apply`. They
 //! never write to the store directly.
 
+pub mod auth;
 pub mod channels;
 pub mod health;
 mod json;
 pub mod logs;
 pub mod openapi;
+pub mod session;
+pub mod settings;
+pub mod stats;
 pub mod tokens;
 pub mod usage;
 mod validate;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::handler::Handler;
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
 use axum::routing::{MethodFilter, on};
+
+pub use auth::RequireAdmin;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::i18n::Message;
 
-/// The admin router. Every route, including `/api/openapi.json`, requires the
-/// admin token: the document is harmless, but "every admin endpoint is
-/// authenticated" is a rule with no exceptions to remember.
+/// The admin router. Every route but `/api/session`, including
+/// `/api/openapi.json`, requires the admin token or a session: the document
+/// is harmless, but "every admin endpoint is authenticated" is a rule with
+/// one exception to remember, not many.
 pub fn router() -> Router<AppState> {
     let Routes { router, .. } = routes();
     // Unknown `/api/*` paths answer in our error shape, after the token check.
@@ -57,6 +68,19 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
 
 fn routes() -> Routes {
     Routes::default()
+        .public(
+            Method::POST,
+            MethodFilter::POST,
+            "/api/session",
+            session::create,
+        )
+        .public(Method::GET, MethodFilter::GET, "/api/session", session::get)
+        .public(
+            Method::DELETE,
+            MethodFilter::DELETE,
+            "/api/session",
+            session::delete,
+        )
         .post("/api/channels", channels::create)
         .get("/api/channels", channels::list)
         .get("/api/channels/{id}", channels::get)
@@ -76,6 +100,9 @@ fn routes() -> Routes {
         .patch("/api/tokens/{id}", tokens::update)
         .delete("/api/tokens/{id}", tokens::delete)
         .get("/api/logs", logs::list)
+        .get("/api/settings", settings::get)
+        .patch("/api/settings", settings::update)
+        .get("/api/stats", stats::get)
         .get("/api/openapi.json", openapi::document)
 }
 
@@ -87,6 +114,23 @@ struct Routes {
 }
 
 impl Routes {
+    /// A route without the admin check: its handler authenticates itself.
+    fn public<H, T>(
+        mut self,
+        method: Method,
+        filter: MethodFilter,
+        path: &'static str,
+        handler: H,
+    ) -> Routes
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, on(filter, handler));
+        self.table.push((method, path));
+        self
+    }
+
     fn get<H, T>(self, path: &'static str, handler: H) -> Routes
     where
         H: Handler<T, AppState>,
@@ -151,41 +195,6 @@ where
     )
 }
 
-/// Proof that the request carried the admin token as `Authorization: Bearer …`.
-pub struct RequireAdmin;
-
-impl FromRequestParts<AppState> for RequireAdmin {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(bearer);
-        match presented {
-            Some(token) if state.admin.verify(token) => Ok(RequireAdmin),
-            Some(_) => Err(unauthorized(Message::AdminTokenWrong)),
-            None => Err(unauthorized(Message::AdminTokenMissing)),
-        }
-    }
-}
-
-/// The credentials of a `Bearer` authorization value (scheme case-insensitive).
-fn bearer(value: &str) -> Option<&str> {
-    let (scheme, credentials) = value.trim().split_once(' ')?;
-    let credentials = credentials.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
-}
-
-fn unauthorized(message: Message) -> Response {
-    let mut response = ApiError::new(ErrorCode::Unauthorized, message).into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
-}
-
 async fn unknown_route() -> ApiError {
     ApiError::new(ErrorCode::NotFound, Message::NoSuchRoute)
 }
@@ -193,22 +202,6 @@ async fn unknown_route() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer_credentials_are_extracted() {
-        let cases = [
-            ("Bearer abc", Some("abc")),
-            ("bearer  abc ", Some("abc")),
-            ("BEARER abc", Some("abc")),
-            ("Basic abc", None),
-            ("Bearer", None),
-            ("Bearer   ", None),
-            ("abc", None),
-        ];
-        for (value, expected) in cases {
-            assert_eq!(bearer(value), expected, "{value:?}");
-        }
-    }
 
     #[test]
     fn route_table_has_no_duplicates() {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{channels, health, logs, tokens, usage};
+use super::{channels, health, logs, session, settings, stats, tokens, usage};
 
 /// The admin error envelope.
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,18 +52,27 @@ pub struct ErrorDetail {
         tokens::update,
         tokens::delete,
         logs::list,
+        session::create,
+        session::get,
+        session::delete,
+        settings::get,
+        settings::update,
+        stats::get,
         document,
         chat_completions,
         models,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&SecuritySchemes),
-    security(("admin_token" = [])),
+    security(("admin_token" = []), ("session_cookie" = [])),
     tags(
         (name = "channels", description = "Upstream channels"),
         (name = "usage", description = "Daily token usage per channel, against its daily limit"),
         (name = "tokens", description = "API keys that clients present to the relay"),
-        (name = "logs", description = "Request logs"),
+        (name = "logs", description = "Request logs and the overview's hourly stats"),
+        (name = "session", description = "The web UI's sign-in: a session cookie instead of the Bearer token. \
+            With the cookie, POST/PUT/PATCH/DELETE must send `x-csrf-token`"),
+        (name = "settings", description = "Runtime settings; stored values win over the config file and flags"),
         (name = "meta", description = "This document"),
         (name = "relay", description = "The OpenAI-compatible relay"),
     )
@@ -85,6 +94,14 @@ impl Modify for SecuritySchemes {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "sg_session",
+                "The session cookie from `POST /api/session`; state-changing \
+                 requests also need its CSRF token in `x-csrf-token`",
+            ))),
         );
         components.add_security_scheme(
             "api_key",

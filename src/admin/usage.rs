@@ -178,7 +178,7 @@ pub async fn list(
 ) -> Result<axum::Json<UsageList>, ApiError> {
     let date = match query.date.as_deref() {
         Some(text) => parse_date("date", text)?,
-        None => day::date_in(state.config.timezone, state.clock.now()),
+        None => day::date_in(state.settings().timezone, state.clock.now()),
     };
     let items = rows_on(&state, date).await?;
     Ok(axum::Json(UsageList { date, items }))

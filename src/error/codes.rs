@@ -11,6 +11,11 @@ pub enum ErrorCode {
     Unauthorized,
     /// A known API key that is disabled or expired, or a model it may not use.
     Forbidden,
+    /// A state-changing admin request authenticated by the session cookie
+    /// without the session's `x-csrf-token`.
+    CsrfFailed,
+    /// Too many wrong admin tokens from this client address.
+    TooManyAttempts,
     NotFound,
     /// The change conflicts with other state (a channel still bound by API keys).
     Conflict,
@@ -32,10 +37,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for completeness tests (i18n, documentation).
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
+        ErrorCode::CsrfFailed,
+        ErrorCode::TooManyAttempts,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
         ErrorCode::ModelNotFound,
@@ -54,6 +61,8 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::Unauthorized => "invalid_api_key",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::CsrfFailed => "csrf_failed",
+            ErrorCode::TooManyAttempts => "too_many_attempts",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
             ErrorCode::ModelNotFound => "model_not_found",
@@ -71,7 +80,8 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::CsrfFailed => StatusCode::FORBIDDEN,
+            ErrorCode::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::NotFound | ErrorCode::ModelNotFound => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -93,7 +103,8 @@ impl ErrorCode {
                 "invalid_request_error"
             }
             ErrorCode::Unauthorized => "authentication_error",
-            ErrorCode::Forbidden => "permission_error",
+            ErrorCode::Forbidden | ErrorCode::CsrfFailed => "permission_error",
+            ErrorCode::TooManyAttempts => "rate_limit_error",
             ErrorCode::NotFound | ErrorCode::ModelNotFound => "not_found_error",
             ErrorCode::PayloadTooLarge => "request_too_large",
             ErrorCode::ChannelDailyLimitExceeded | ErrorCode::DailyLimitExhausted => {
@@ -118,7 +129,10 @@ impl ErrorCode {
             | ErrorCode::ModelNotFound
             | ErrorCode::PayloadTooLarge
             | ErrorCode::UpstreamRejected => "invalid_request_error",
-            ErrorCode::Unauthorized | ErrorCode::Forbidden => "authentication_error",
+            ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::CsrfFailed => {
+                "authentication_error"
+            }
+            ErrorCode::TooManyAttempts => "rate_limit_error",
             ErrorCode::UpstreamFailed | ErrorCode::UpstreamUnavailable => "upstream_error",
             ErrorCode::ChannelDailyLimitExceeded | ErrorCode::DailyLimitExhausted => {
                 "rate_limit_error"

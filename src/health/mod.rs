@@ -19,6 +19,7 @@ pub mod probe;
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
+use arc_swap::ArcSwap;
 use axum::http::StatusCode;
 
 use crate::AppState;
@@ -50,8 +51,9 @@ pub fn default_rules() -> Vec<String> {
 
 /// The compiled rules, and which channels have a disable on its way.
 pub struct Monitor {
-    /// Lower-cased once, so matching is a plain substring search.
-    rules: Vec<String>,
+    /// Lower-cased once, so matching is a plain substring search. Swapped
+    /// whole when an admin changes the rules (`PATCH /api/settings`).
+    rules: ArcSwap<Vec<String>>,
     /// Channels whose `AutoDisableChannel` is being applied: a burst of
     /// failures proposes the command once.
     pending: Mutex<HashSet<ChannelId>>,
@@ -60,13 +62,14 @@ pub struct Monitor {
 impl Monitor {
     pub fn new(rules: &[String]) -> Monitor {
         Monitor {
-            rules: rules
-                .iter()
-                .map(|rule| rule.trim().to_lowercase())
-                .filter(|rule| !rule.is_empty())
-                .collect(),
+            rules: ArcSwap::from_pointee(compile(rules)),
             pending: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Replaces the rules; failures judged from now on use the new ones.
+    pub fn set_rules(&self, rules: &[String]) {
+        self.rules.store(std::sync::Arc::new(compile(rules)));
     }
 
     /// Why an upstream answer with `status` and `body` disables the channel,
@@ -78,6 +81,7 @@ impl Monitor {
         let searched = &body[..body.len().min(SEARCHED_BYTES)];
         let text = String::from_utf8_lossy(searched).to_lowercase();
         self.rules
+            .load()
             .iter()
             .find(|rule| text.contains(rule.as_str()))
             .map(|rule| format!("upstream error ({status}) matched the rule \"{rule}\""))
@@ -97,6 +101,14 @@ impl Monitor {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&channel_id);
     }
+}
+
+fn compile(rules: &[String]) -> Vec<String> {
+    rules
+        .iter()
+        .map(|rule| rule.trim().to_lowercase())
+        .filter(|rule| !rule.is_empty())
+        .collect()
 }
 
 /// The relay's hook: an upstream attempt on `channel_id` failed with `status`

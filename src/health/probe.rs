@@ -228,11 +228,11 @@ fn test_request(
 ) -> Result<reqwest::RequestBuilder, String> {
     let Some(operation) = endpoint.operation() else {
         let url = anthropic_url(entry, "messages")?;
-        return Ok(authenticated(state.http.post(url), entry, key));
+        return Ok(authenticated(state.http().post(url), entry, key));
     };
     let target = upstream_request(entry, operation, upstream_model, key)
         .map_err(|error| error.to_string())?;
-    Ok(state.http.post(target.url).headers(target.headers))
+    Ok(state.http().post(target.url).headers(target.headers))
 }
 
 /// The model-list request: `{base_url}/models` (openai), `/openai/models`
@@ -254,7 +254,7 @@ fn models_request(
         ChannelTarget::Anthropic { .. } => anthropic_url(entry, "models?limit=1000")?,
         ChannelTarget::Invalid => return Err(TargetError::BadBaseUrl.to_string()),
     };
-    Ok(authenticated(state.http.get(url), entry, key))
+    Ok(authenticated(state.http().get(url), entry, key))
 }
 
 /// `{host}/v1/{path}` of an Anthropic channel.

@@ -16,21 +16,45 @@ pub enum Message {
     ApiKeyDisabled,
     ApiKeyExpired,
     // Relay requests.
-    MalformedJson { detail: String },
+    MalformedJson {
+        detail: String,
+    },
     ModelRequired,
-    ModelNotFound { model: String },
-    BodyTooLarge { limit: usize },
-    UpstreamAttemptsFailed { attempts: usize, last: String },
+    ModelNotFound {
+        model: String,
+    },
+    BodyTooLarge {
+        limit: usize,
+    },
+    UpstreamAttemptsFailed {
+        attempts: usize,
+        last: String,
+    },
     NoChannelTried,
-    ChannelDailyLimitExceeded { channel: String, seconds: u64 },
-    DailyLimitExhausted { model: String, seconds: u64 },
-    MalformedMultipart { detail: String },
+    ChannelDailyLimitExceeded {
+        channel: String,
+        seconds: u64,
+    },
+    DailyLimitExhausted {
+        model: String,
+        seconds: u64,
+    },
+    MalformedMultipart {
+        detail: String,
+    },
     FileRequired,
     MessagesRequired,
-    AnthropicUnsupported { field: String },
+    AnthropicUnsupported {
+        field: String,
+    },
     // Admin authentication and routing.
     AdminTokenMissing,
     AdminTokenWrong,
+    SessionMissing,
+    CsrfFailed,
+    TooManyAttempts {
+        seconds: u64,
+    },
     NoSuchRoute,
     ChannelNotFound,
     TokenNotFound,
@@ -38,33 +62,83 @@ pub enum Message {
     Internal,
     // Admin input.
     IdNotInteger,
-    InvalidValue { detail: String },
-    ChannelInUse { keys: String },
-    ChannelMissing { id: i64 },
+    InvalidValue {
+        detail: String,
+    },
+    ChannelInUse {
+        keys: String,
+    },
+    ChannelMissing {
+        id: i64,
+    },
     TokenModelsEmpty,
     KeyRequired,
-    KeyMalformed { line: usize },
-    TimeInvalid { field: String },
+    KeyMalformed {
+        line: usize,
+    },
+    TimeInvalid {
+        field: String,
+    },
     PageInvalid,
-    PerPageInvalid { max: u32 },
-    FieldEmpty { field: String },
-    FieldTooLong { field: String, max: usize },
-    ListEmpty { field: String },
-    UrlInvalid { detail: String },
+    PerPageInvalid {
+        max: u32,
+    },
+    FieldEmpty {
+        field: String,
+    },
+    FieldTooLong {
+        field: String,
+        max: usize,
+    },
+    ListEmpty {
+        field: String,
+    },
+    UrlInvalid {
+        detail: String,
+    },
     UrlScheme,
     UrlHost,
     UrlQuery,
     UrlCredentials,
-    PriorityRange { min: i64, max: i64 },
-    WeightRange { max: i64 },
+    PriorityRange {
+        min: i64,
+        max: i64,
+    },
+    WeightRange {
+        max: i64,
+    },
     UntilBeforeSince,
-    TokenCountInvalid { field: String, max: u64 },
-    ZoneInvalid { field: String },
-    DateInvalid { field: String },
+    TokenCountInvalid {
+        field: String,
+        max: u64,
+    },
+    ZoneInvalid {
+        field: String,
+    },
+    DateInvalid {
+        field: String,
+    },
     // Channel health.
-    SettingNotBoolean { field: String },
-    TestEndpointInvalid { allowed: String },
-    UpstreamModelsFailed { detail: String },
+    SettingNotBoolean {
+        field: String,
+    },
+    TestEndpointInvalid {
+        allowed: String,
+    },
+    UpstreamModelsFailed {
+        detail: String,
+    },
+    // Runtime settings and stats.
+    NumberRange {
+        field: String,
+        min: u64,
+        max: u64,
+    },
+    DurationRange {
+        field: String,
+        min: String,
+        max: String,
+    },
 }
 
 impl Message {
@@ -188,6 +262,42 @@ impl Message {
                 En => "The admin token is wrong.".into(),
                 ZhCn => "管理员令牌不正确。".into(),
                 ZhTw => "管理員權杖不正確。".into(),
+            },
+            M::SessionMissing => match locale {
+                En => "You are not signed in, or your session has expired. Sign in with the admin token.".into(),
+                ZhCn => "您尚未登录，或会话已过期。请使用管理员令牌登录。".into(),
+                ZhTw => "您尚未登入，或工作階段已過期。請使用管理員權杖登入。".into(),
+            },
+            M::CsrfFailed => match locale {
+                En => "This request needs the session's CSRF token in the x-csrf-token header.".into(),
+                ZhCn => "此请求需要在 x-csrf-token 请求头中携带会话的 CSRF 令牌。".into(),
+                ZhTw => "此請求需要在 x-csrf-token 標頭中攜帶工作階段的 CSRF 權杖。".into(),
+            },
+            M::TooManyAttempts { seconds } => match locale {
+                En => format!(
+                    "Too many wrong admin tokens from your address. Try again in {}.",
+                    duration(*seconds, locale)
+                ),
+                ZhCn => format!(
+                    "来自您地址的错误管理员令牌过多。请在 {} 后重试。",
+                    duration(*seconds, locale)
+                ),
+                ZhTw => format!(
+                    "來自您位址的錯誤管理員權杖過多。請在 {} 後重試。",
+                    duration(*seconds, locale)
+                ),
+            },
+            M::NumberRange { field, min, max } => match locale {
+                En => format!("`{field}` must be a whole number from {min} to {max}."),
+                ZhCn => format!("`{field}` 必须是 {min} 到 {max} 之间的整数。"),
+                ZhTw => format!("`{field}` 必須是 {min} 到 {max} 之間的整數。"),
+            },
+            M::DurationRange { field, min, max } => match locale {
+                En => format!(
+                    "`{field}` must be a duration such as 10s, 500ms or 2m, from {min} to {max}."
+                ),
+                ZhCn => format!("`{field}` 必须是 10s、500ms 或 2m 这样的时长，范围为 {min} 到 {max}。"),
+                ZhTw => format!("`{field}` 必須是 10s、500ms 或 2m 這樣的時長，範圍為 {min} 到 {max}。"),
             },
             M::NoSuchRoute => match locale {
                 En => "No such admin API route.".into(),
@@ -425,6 +535,19 @@ impl Message {
             Message::SettingNotBoolean { field: text() },
             Message::TestEndpointInvalid { allowed: text() },
             Message::UpstreamModelsFailed { detail: text() },
+            Message::SessionMissing,
+            Message::CsrfFailed,
+            Message::TooManyAttempts { seconds: 90 },
+            Message::NumberRange {
+                field: text(),
+                min: 0,
+                max: 1,
+            },
+            Message::DurationRange {
+                field: text(),
+                min: text(),
+                max: text(),
+            },
         ]
     }
 }

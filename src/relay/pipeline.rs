@@ -127,7 +127,7 @@ async fn relay(
     mut meter: Meter,
     client_headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let max_attempts = state.config.max_retries as usize + 1;
+    let max_attempts = state.settings().max_retries as usize + 1;
     let mut attempts = 0;
     let mut last_failure = None;
     let mut all_unreachable = true;
@@ -306,7 +306,7 @@ fn deliver(
                 };
                 SseRelay::new((endpoint.observer)(parsed), seen)
             });
-            let idle = state.config.stream_idle_timeout;
+            let idle = state.settings().stream_idle_timeout;
             relay_stream(meter, status, first, rest, sse, content_type, idle)
         }
     }

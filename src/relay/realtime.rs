@@ -151,7 +151,7 @@ async fn open(
     session: Session,
     mut meter: Meter,
 ) -> Result<Response, OpenAiError> {
-    let max_attempts = state.config.max_retries as usize + 1;
+    let max_attempts = state.settings().max_retries as usize + 1;
     let mut attempts = 0;
     let mut last_failure = None;
     let mut all_unreachable = true;
@@ -256,12 +256,12 @@ async fn connect(
     let connector = tls_config().map(|config| Connector::Rustls(Arc::clone(config)));
     let handshake =
         tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector);
-    match tokio::time::timeout(state.config.first_byte_timeout, handshake).await {
+    let timeout = state.settings().first_byte_timeout;
+    match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok((upstream, _response))) => Ok(upstream),
         Ok(Err(error)) => Err(classify(error)),
         Err(_) => Err(Failure::Unreachable(format!(
-            "no WebSocket handshake within {:?}",
-            state.config.first_byte_timeout
+            "no WebSocket handshake within {timeout:?}"
         ))),
     }
 }

@@ -117,11 +117,11 @@ pub async fn attempt(
 ) -> Result<Success, Failure> {
     let channel = outbound.channel;
     let request = state
-        .http
+        .http()
         .post(outbound.url)
         .headers(outbound.headers)
         .body(outbound.body);
-    let timeout = state.config.first_byte_timeout;
+    let timeout = state.settings().first_byte_timeout;
     let head = tokio::time::timeout(timeout, async {
         let response = request.send().await.map_err(classify)?;
         let status = response.status();
@@ -148,7 +148,8 @@ pub async fn attempt(
         Head::Whole(response) => {
             let status = response.status();
             let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-            let body = read_body(response, state.config.stream_idle_timeout, usize::MAX).await?;
+            let body =
+                read_body(response, state.settings().stream_idle_timeout, usize::MAX).await?;
             Ok(Success::Complete {
                 status,
                 content_type,

@@ -9,8 +9,12 @@ mod channels;
 pub mod counters;
 mod logs;
 mod schema;
+mod settings;
+mod stats;
 mod time;
 mod tokens;
+
+pub use stats::HourStats;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -184,6 +188,21 @@ impl Store {
             .await
     }
 
+    /// The runtime settings an admin has changed, as one patch.
+    pub async fn settings(&self) -> Result<crate::runtime::SettingsPatch, Error> {
+        self.write(|connection| settings::load(connection)).await
+    }
+
+    /// Requests, errors and tokens per hour in `[since, until)` (admin reads).
+    pub async fn hourly_stats(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<stats::HourStats>, Error> {
+        self.read(move |connection| stats::hourly(connection, since, until))
+            .await
+    }
+
     /// Every API key, with fresh `last_used_at` times (admin reads).
     pub async fn tokens(&self) -> Result<Vec<Token>, Error> {
         self.read(|connection| tokens::all(connection)).await
@@ -291,6 +310,9 @@ fn apply_in(connection: &Connection, command: Command) -> Result<Applied, Error>
             tokens::update(connection, id, &spec).map(Applied::Token)
         }
         Command::DeleteToken { id } => tokens::delete(connection, id).map(|()| Applied::Deleted),
+        Command::UpdateSettings { patch, at } => {
+            settings::upsert(connection, &patch, at).map(|()| Applied::Settings)
+        }
         // Handled by `Store::apply` before a transaction is opened.
         Command::AddUsage { .. } | Command::ResetUsage { .. } => Err(Error::Task(
             "usage commands are not applied to SQLite".to_string(),

@@ -69,6 +69,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE channels ADD COLUMN auto_disabled_reason TEXT;
     ALTER TABLE channels ADD COLUMN auto_disabled_at TEXT;
     "#,
+    // 3: runtime settings changed through the admin API, one row per setting;
+    // `value` is JSON. They win over the config file and flags.
+    r#"
+    CREATE TABLE settings (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Opens a connection with the settings every connection shares.
