@@ -24,11 +24,13 @@
 //! - `session` signs the web UI's session cookies and CSRF tokens, and
 //!   rate-limits wrong admin tokens per client IP.
 //! - `ui` serves the embedded web UI (`assets/ui`), with an SPA fallback.
+//! - `cluster` replicates commands with openraft; not wired into the server yet.
 
 pub mod admin;
 pub mod admin_token;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod daily;

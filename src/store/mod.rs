@@ -8,6 +8,7 @@
 mod channels;
 pub mod counters;
 mod logs;
+pub mod replicated;
 mod schema;
 mod settings;
 mod stats;
