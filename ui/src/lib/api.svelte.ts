@@ -204,3 +204,23 @@ export interface Stats {
   total_tokens: number
   buckets: { start: string; requests: number; errors: number; total_tokens: number }[]
 }
+export type ClusterRole = 'leader' | 'follower' | 'candidate' | 'learner' | 'single'
+export interface ClusterMember {
+  node_id: number
+  addr: string
+  role: ClusterRole
+  voter: boolean
+  last_contact_ms: number | null
+  applied_index: number | null
+}
+export interface ClusterStatus {
+  enabled: boolean
+  node_id: number | null
+  role: ClusterRole
+  leader_id: number | null
+  term: number | null
+  degraded: boolean
+  degraded_reason: string | null
+  unreplicated_tokens: number
+  members: ClusterMember[]
+}

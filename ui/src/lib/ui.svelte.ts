@@ -2,12 +2,13 @@ import { ApiError } from './api.svelte'
 import { t, locale, type Key } from './i18n.svelte'
 
 // ---- router (history API; the server falls back to index.html) ----
-export type Route = 'overview' | 'channels' | 'keys' | 'logs' | 'settings' | 'signin'
+export type Route = 'overview' | 'channels' | 'keys' | 'logs' | 'cluster' | 'settings' | 'signin'
 const paths: Record<string, Route> = {
   '/': 'overview',
   '/channels': 'channels',
   '/keys': 'keys',
   '/logs': 'logs',
+  '/cluster': 'cluster',
   '/settings': 'settings',
   '/signin': 'signin',
 }
@@ -16,6 +17,7 @@ export const routePath: Record<Route, string> = {
   channels: '/channels',
   keys: '/keys',
   logs: '/logs',
+  cluster: '/cluster',
   settings: '/settings',
   signin: '/signin',
 }
