@@ -47,7 +47,27 @@ pub struct Config {
     /// How often `auto_disabled` channels are tested, so they come back on
     /// their own once the upstream works again. `None`: never.
     pub channel_test_interval: Option<Duration>,
+    /// Cluster mode (`--node-id` and friends); `None` runs a single node
+    /// and nothing of the cluster starts.
+    pub cluster: Option<ClusterConfig>,
 }
+
+/// The cluster flags, validated together: all four of node id, listen
+/// address, peers and secret file are given, or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub node_id: u64,
+    /// Where this node serves internal raft RPC (a separate listener).
+    pub listen: SocketAddr,
+    /// The raw `--cluster-peers` list (`1=host:port,...`), validated.
+    pub peers: String,
+    pub secret_file: PathBuf,
+    /// How often this node proposes its counter deltas.
+    pub batch_interval: Duration,
+}
+
+/// The default `--cluster-batch-interval`.
+pub const DEFAULT_CLUSTER_BATCH_INTERVAL: Duration = Duration::from_millis(50);
 
 impl Default for Config {
     fn default() -> Config {
@@ -66,6 +86,7 @@ impl Default for Config {
             timezone: crate::daily::day::system_zone(),
             auto_disable_rules: crate::health::default_rules(),
             channel_test_interval: None,
+            cluster: None,
         }
     }
 }
@@ -90,6 +111,7 @@ impl std::fmt::Debug for Config {
             .field("timezone", &self.timezone)
             .field("auto_disable_rules", &self.auto_disable_rules)
             .field("channel_test_interval", &self.channel_test_interval)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }

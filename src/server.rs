@@ -22,6 +22,8 @@ use crate::store::Store;
 pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// Cluster mode only: the raft node, stopped after the background tasks.
+    cluster: Option<crate::cluster::node::Cluster>,
     /// Stops accepting new connections; in-flight requests continue.
     stop_accepting: CancellationToken,
     /// Stops background tasks (the log writer), after the HTTP side is done.
@@ -67,7 +69,15 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let state = AppState::new(config, store, logs, admin, clock)
         .await
         .context("loading channels, API keys and day counters")?;
-    background.spawn(flush_usage(state.clone(), stop_background.clone()));
+    let cluster = match state.config.cluster.clone() {
+        Some(cluster) => {
+            Some(start_cluster(&state, &cluster, &background, stop_background.clone()).await?)
+        }
+        None => {
+            background.spawn(flush_usage(state.clone(), stop_background.clone()));
+            None
+        }
+    };
     background.spawn(prune_usage(state.clone(), stop_background.clone()));
     if let Some(interval) = state.config.channel_test_interval {
         let task = crate::health::periodic::run(state.clone(), interval, stop_background.clone());
@@ -96,6 +106,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     Ok(Running {
         addr,
         state,
+        cluster,
         stop_accepting,
         stop_background,
         background,
@@ -122,9 +133,90 @@ impl Running {
         self.stop_background.cancel();
         self.background.close();
         self.background.wait().await;
+        if let Some(cluster) = &self.cluster {
+            cluster.shutdown().await;
+        }
         match self.state.store.flush().await {
             Ok(()) => tracing::info!("stores flushed; stopped"),
             Err(error) => tracing::error!(%error, "flushing the stores failed"),
+        }
+    }
+}
+
+/// Cluster mode: restores this node's unresolved counter batch, starts
+/// raft with the state machine's hook feeding `state`, and spawns the batch
+/// proposer and the task that rebuilds the snapshot after replicated
+/// config changes.
+async fn start_cluster(
+    state: &AppState,
+    config: &crate::config::ClusterConfig,
+    background: &TaskTracker,
+    stop: CancellationToken,
+) -> anyhow::Result<crate::cluster::node::Cluster> {
+    use crate::cluster::node::{BatchRecord, Cluster, run_batcher};
+    use crate::cluster::peers::Peers;
+    use crate::cluster::state_machine::HookSlot;
+    let own_id = config.node_id;
+    let peers = Peers::parse(own_id, &config.peers)?;
+    state
+        .counters
+        .set_cluster_voters(peers.members().len() as u64);
+    let data_dir = state.config.data_dir.clone();
+    let mut record = BatchRecord::load(&data_dir);
+    let applied = state.store.applied_origin(own_id)?;
+    match record.unresolved.take() {
+        Some((sequence, deltas)) if sequence > applied => {
+            state.counters.restore_batch(sequence, deltas.clone());
+            record.unresolved = Some((sequence, deltas));
+        }
+        _ => {}
+    }
+    record.next_sequence = record.next_sequence.max(applied + 1);
+
+    let (refresh_tx, refresh_rx) = tokio::sync::mpsc::unbounded_channel();
+    let weak = state.downgrade();
+    let hook = HookSlot::default();
+    hook.set(Arc::new(move |event| {
+        if let Some(state) = AppState::upgrade(&weak)
+            && let Some(refresh) = state.on_replicated(event, own_id)
+        {
+            let _ = refresh_tx.send(refresh);
+        }
+    }));
+    let cluster = Cluster::start(config, &data_dir, state.store.clone(), hook).await?;
+    state.attach_cluster(cluster.clone());
+    background.spawn(refresh_from_cluster(
+        state.clone(),
+        refresh_rx,
+        stop.clone(),
+    ));
+    background.spawn(run_batcher(state.clone(), cluster.clone(), record, stop));
+    Ok(cluster)
+}
+
+/// Rebuilds what the state machine's hook asked for, coalescing bursts.
+async fn refresh_from_cluster(
+    state: AppState,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<crate::state::Refresh>,
+    stop: CancellationToken,
+) {
+    use crate::state::Refresh;
+    loop {
+        let first = tokio::select! {
+            received = requests.recv() => match received {
+                Some(refresh) => refresh,
+                None => return,
+            },
+            () = stop.cancelled() => return,
+        };
+        let mut refresh = first;
+        while let Ok(next) = requests.try_recv() {
+            if next == Refresh::Full {
+                refresh = Refresh::Full;
+            }
+        }
+        if let Err(error) = state.refresh(refresh).await {
+            tracing::warn!(%error, "rebuilding from the replicated store failed");
         }
     }
 }

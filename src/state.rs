@@ -59,6 +59,20 @@ pub struct Inner {
     /// Serialises apply + snapshot rebuild, so snapshots are swapped in the
     /// same order the store applied the commands.
     write_lock: tokio::sync::Mutex<()>,
+    /// Cluster mode only: the running raft node. Unset on a single node.
+    cluster: std::sync::OnceLock<crate::cluster::node::Cluster>,
+    /// Serialises snapshot rebuilds from the store in cluster mode (the
+    /// write path and the state machine's hook both rebuild).
+    rebuild_lock: tokio::sync::Mutex<()>,
+}
+
+/// What the state machine's hook asks the server to reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// Channels or keys changed: rebuild the snapshot from the store.
+    Config,
+    /// A snapshot was installed: reload settings, snapshot and counters.
+    Full,
 }
 
 impl std::ops::Deref for AppState {
@@ -104,7 +118,149 @@ impl AppState {
             settings: ArcSwap::from_pointee(settings),
             http: ArcSwap::from_pointee(http),
             write_lock: tokio::sync::Mutex::new(()),
+            cluster: std::sync::OnceLock::new(),
+            rebuild_lock: tokio::sync::Mutex::new(()),
         })))
+    }
+
+    /// A weak handle, for callbacks that must not keep the state alive.
+    pub fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.0)
+    }
+
+    /// The state behind a weak handle, while it is alive.
+    pub fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<AppState> {
+        weak.upgrade().map(AppState)
+    }
+
+    /// Cluster mode: attaches the running node; from then on `apply` goes
+    /// through raft.
+    pub fn attach_cluster(&self, cluster: crate::cluster::node::Cluster) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The running cluster node, if this node runs in cluster mode.
+    pub fn cluster(&self) -> Option<&crate::cluster::node::Cluster> {
+        self.cluster.get()
+    }
+
+    /// Cluster mode: what the state machine just applied (or installed),
+    /// mirrored into memory. Runs inside the state machine's apply, so it
+    /// only touches memory; what needs the store is returned as a
+    /// [`Refresh`] for a task to do.
+    pub fn on_replicated(
+        &self,
+        event: crate::cluster::state_machine::Event<'_>,
+        own_id: u64,
+    ) -> Option<Refresh> {
+        use crate::cluster::state_machine::Event;
+        let entries = match event {
+            Event::SnapshotInstalled => return Some(Refresh::Full),
+            Event::Applied(entries) => entries,
+        };
+        let mut rebuild = false;
+        for entry in entries.iter().filter(|entry| !entry.duplicate) {
+            let own_sequence = entry
+                .origin
+                .filter(|origin| origin.node_id == own_id)
+                .map(|origin| origin.sequence);
+            for command in &entry.commands {
+                match command {
+                    Command::AddUsage { deltas } => {
+                        self.counters.apply_replicated(deltas, own_sequence);
+                    }
+                    Command::ResetUsage {
+                        channel_id, date, ..
+                    } => self.counters.reset(*channel_id, *date),
+                    Command::DeleteChannel { id } => {
+                        self.counters.forget(*id);
+                        rebuild = true;
+                    }
+                    Command::UpdateSettings { patch, .. } => {
+                        rebuild |= self.install_settings(patch);
+                    }
+                    other => rebuild |= other.changes_config(),
+                }
+            }
+        }
+        rebuild.then_some(Refresh::Config)
+    }
+
+    /// Cluster mode: carries out a [`Refresh`] from the store.
+    pub async fn refresh(&self, refresh: Refresh) -> Result<(), store::Error> {
+        if refresh == Refresh::Full {
+            let stored = self.store.settings().await?;
+            let next = RuntimeSettings::from_config(&self.config).patched(&stored);
+            let previous = self.settings();
+            if next.connect_timeout != previous.connect_timeout {
+                self.http
+                    .store(Arc::new(upstream_client(next.connect_timeout)));
+            }
+            if next.auto_disable_rules != previous.auto_disable_rules {
+                self.health.set_rules(&next.auto_disable_rules);
+            }
+            self.settings.store(Arc::new(next));
+            let today = self.clock.now().date_naive();
+            let since = today.checked_sub_days(Days::new(3)).unwrap_or(today);
+            let counts = self.store.usage_since(since).await?;
+            let own = self.cluster().map_or(0, |cluster| cluster.own_id());
+            let applied = self.store.applied_origin(own)?;
+            self.counters.reload_replicated(counts, applied);
+        }
+        self.rebuild_snapshot().await
+    }
+
+    /// Rebuilds the snapshot from the store (cluster mode).
+    async fn rebuild_snapshot(&self) -> Result<(), store::Error> {
+        let _guard = self.rebuild_lock.lock().await;
+        let (channels, tokens) = self.store.load().await?;
+        let previous = self.snapshot.load();
+        let zone = self.settings().timezone;
+        let next = Snapshot::build(channels, tokens, Some(&previous), zone);
+        self.snapshot.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Cluster mode: commits `command` through raft (forwarded to the
+    /// leader if need be), then rebuilds the snapshot from the store, which
+    /// this node's state machine has applied the command to by then.
+    async fn apply_replicated(
+        &self,
+        cluster: &crate::cluster::node::Cluster,
+        command: Command,
+    ) -> Result<Applied, ApiError> {
+        use crate::cluster::types::{AppliedResult, ClusterRequest};
+        use crate::error::ErrorCode;
+        use crate::i18n::Message;
+        let _guard = self.write_lock.lock().await;
+        let response = cluster
+            .write(ClusterRequest::command(command))
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "config write refused: cluster unavailable");
+                ApiError::new(
+                    ErrorCode::ClusterUnavailable,
+                    Message::ClusterUnavailable { detail: error.0 },
+                )
+            })?;
+        self.rebuild_snapshot().await?;
+        match response.results.into_iter().next() {
+            Some(AppliedResult::Ok(data)) => Ok(data.into()),
+            Some(AppliedResult::Err(error)) if error.kind == "not_found" => {
+                let what = error
+                    .message
+                    .strip_suffix(" not found")
+                    .unwrap_or("resource");
+                Err(ApiError::not_found(what))
+            }
+            Some(AppliedResult::Err(error)) => {
+                Err(ApiError::internal("replicated apply", error.message))
+            }
+            None => Err(ApiError::internal(
+                "replicated apply",
+                "the state machine returned no result",
+            )),
+        }
     }
 
     /// The current view of channels and keys. Lock-free.
@@ -126,6 +282,9 @@ impl AppState {
     /// Applies one state change and swaps in a rebuilt snapshot before
     /// returning, so the caller's next read sees its own write.
     pub async fn apply(&self, command: Command) -> Result<Applied, ApiError> {
+        if let Some(cluster) = self.cluster.get() {
+            return self.apply_replicated(cluster, command).await;
+        }
         let _guard = self.write_lock.lock().await;
         self.apply_locked(command).await.map_err(ApiError::from)
     }
@@ -189,6 +348,10 @@ impl AppState {
     /// them as one `Command::AddUsage`. If the store fails they are put back,
     /// still counted and enforced, and retried on the next flush.
     pub async fn flush_usage(&self) {
+        if self.cluster.get().is_some() {
+            // Cluster mode: `cluster::node::run_batcher` proposes the deltas.
+            return;
+        }
         let _guard = self.write_lock.lock().await;
         let deltas = self.counters.take_pending();
         if deltas.is_empty() {

@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod channels;
+pub mod cluster;
 pub mod health;
 mod json;
 pub mod logs;
@@ -103,6 +104,10 @@ fn routes() -> Routes {
         .get("/api/settings", settings::get)
         .patch("/api/settings", settings::update)
         .get("/api/stats", stats::get)
+        .get("/api/cluster", cluster::get)
+        .get("/api/cluster/members", cluster::members)
+        .post("/api/cluster/members", cluster::add)
+        .delete("/api/cluster/members/{id}", cluster::remove)
         .get("/api/openapi.json", openapi::document)
 }
 

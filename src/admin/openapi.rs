@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{channels, health, logs, session, settings, stats, tokens, usage};
+use super::{channels, cluster, health, logs, session, settings, stats, tokens, usage};
 
 /// The admin error envelope.
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,6 +58,10 @@ pub struct ErrorDetail {
         settings::get,
         settings::update,
         stats::get,
+        cluster::get,
+        cluster::members,
+        cluster::add,
+        cluster::remove,
         document,
         chat_completions,
         models,
@@ -73,6 +77,7 @@ pub struct ErrorDetail {
         (name = "session", description = "The web UI's sign-in: a session cookie instead of the Bearer token. \
             With the cookie, POST/PUT/PATCH/DELETE must send `x-csrf-token`"),
         (name = "settings", description = "Runtime settings; stored values win over the config file and flags"),
+        (name = "cluster", description = "Cluster mode: this node's view, and online membership changes"),
         (name = "meta", description = "This document"),
         (name = "relay", description = "The OpenAI-compatible relay"),
     )

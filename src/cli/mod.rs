@@ -82,6 +82,8 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    #[error("{message}")]
+    Cluster { message: String },
 }
 
 /// Parses the process's arguments and environment. Clap reports bad flags
@@ -112,6 +114,9 @@ pub fn resolve(
     if merged.log_level.is_none() {
         merged.log_level = rust_log(env)?;
     }
+    merged
+        .cluster()
+        .map_err(|message| ConfigError::Cluster { message })?;
     let mut config = merged.apply(Config::default());
     config.admin_token = env(ADMIN_TOKEN_ENV).filter(|token| !token.trim().is_empty());
     Ok(config)

@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use clap::Args;
 
 use super::ConfigError;
-use crate::config::{Config, LogFormat};
+use crate::config::{ClusterConfig, Config, LogFormat};
 
 /// Every setting, each optional; `None` means "not given in this layer".
 #[derive(Debug, Default, Clone, PartialEq, Args)]
@@ -75,6 +75,25 @@ pub struct Settings {
     /// again [env: SLUICEGATE_CHANNEL_TEST_INTERVAL] [default: off]
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_interval)]
     pub channel_test_interval: Option<Duration>,
+    /// Cluster mode: this node's id in --cluster-peers [env: SLUICEGATE_NODE_ID]
+    #[arg(long, global = true, value_name = "N", value_parser = parse_node_id)]
+    pub node_id: Option<u64>,
+    /// Cluster mode: address for internal raft RPC, a separate port
+    /// [env: SLUICEGATE_CLUSTER_LISTEN]
+    #[arg(long, global = true, value_name = "ADDR", value_parser = parse_listen)]
+    pub cluster_listen: Option<SocketAddr>,
+    /// Cluster mode: every node's --cluster-listen address, as
+    /// 1=host:port,2=host:port,3=host:port [env: SLUICEGATE_CLUSTER_PEERS]
+    #[arg(long, global = true, value_name = "LIST", value_parser = parse_peers)]
+    pub cluster_peers: Option<String>,
+    /// Cluster mode: file holding the shared secret that signs internal RPC
+    /// [env: SLUICEGATE_CLUSTER_SECRET_FILE]
+    #[arg(long, global = true, value_name = "PATH", value_parser = parse_path)]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Cluster mode: how often counter deltas are proposed
+    /// [env: SLUICEGATE_CLUSTER_BATCH_INTERVAL] [default: 50ms]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_interval)]
+    pub cluster_batch_interval: Option<Duration>,
 }
 
 /// One setting as the env and file layers see it.
@@ -129,6 +148,11 @@ const KEYS: &[Key] = &[
     key!(timezone, parse_timezone, true),
     key!(auto_disable_rules, parse_rules, parse_rule_list, list),
     key!(channel_test_interval, parse_interval, true),
+    key!(node_id, parse_node_id, true),
+    key!(cluster_listen, parse_listen, true),
+    key!(cluster_peers, parse_peers, true),
+    key!(cluster_secret_file, parse_path, true),
+    key!(cluster_batch_interval, parse_interval, true),
 ];
 
 impl Key {
@@ -226,11 +250,57 @@ impl Settings {
             timezone: self.timezone.or(lower.timezone),
             auto_disable_rules: self.auto_disable_rules.or(lower.auto_disable_rules),
             channel_test_interval: self.channel_test_interval.or(lower.channel_test_interval),
+            node_id: self.node_id.or(lower.node_id),
+            cluster_listen: self.cluster_listen.or(lower.cluster_listen),
+            cluster_peers: self.cluster_peers.or(lower.cluster_peers),
+            cluster_secret_file: self.cluster_secret_file.or(lower.cluster_secret_file),
+            cluster_batch_interval: self.cluster_batch_interval.or(lower.cluster_batch_interval),
         }
+    }
+
+    /// The cluster settings: all four of node id, listen, peers and secret
+    /// file, or none of them (single node). The error names what is missing.
+    pub fn cluster(&self) -> Result<Option<ClusterConfig>, String> {
+        let given = [
+            ("--node-id", self.node_id.is_some()),
+            ("--cluster-listen", self.cluster_listen.is_some()),
+            ("--cluster-peers", self.cluster_peers.is_some()),
+            ("--cluster-secret-file", self.cluster_secret_file.is_some()),
+        ];
+        let missing: Vec<&str> = given
+            .iter()
+            .filter(|(_, present)| !present)
+            .map(|(flag, _)| *flag)
+            .collect();
+        if missing.len() == given.len() {
+            return Ok(None);
+        }
+        let (Some(node_id), Some(listen), Some(peers), Some(secret_file)) = (
+            self.node_id,
+            self.cluster_listen,
+            self.cluster_peers.clone(),
+            self.cluster_secret_file.clone(),
+        ) else {
+            return Err(format!(
+                "cluster mode needs --node-id, --cluster-listen, --cluster-peers and --cluster-secret-file together; missing {}",
+                missing.join(", ")
+            ));
+        };
+        crate::cluster::peers::Peers::parse(node_id, &peers).map_err(|error| error.to_string())?;
+        Ok(Some(ClusterConfig {
+            node_id,
+            listen,
+            peers,
+            secret_file,
+            batch_interval: self
+                .cluster_batch_interval
+                .unwrap_or(crate::config::DEFAULT_CLUSTER_BATCH_INTERVAL),
+        }))
     }
 
     /// `config` with every setting given here written over it.
     pub fn apply(self, config: Config) -> Config {
+        let cluster = self.cluster().ok().flatten().or(config.cluster);
         Config {
             listen: self.listen.unwrap_or(config.listen),
             data_dir: self.data_dir.unwrap_or(config.data_dir),
@@ -248,6 +318,7 @@ impl Settings {
             timezone: self.timezone.unwrap_or(config.timezone),
             auto_disable_rules: self.auto_disable_rules.unwrap_or(config.auto_disable_rules),
             channel_test_interval: self.channel_test_interval.or(config.channel_test_interval),
+            cluster,
         }
     }
 }
@@ -342,6 +413,29 @@ fn parse_interval(raw: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_node_id(raw: &str) -> Result<u64, String> {
+    match raw.parse::<u64>() {
+        Ok(0) | Err(_) => Err(format!(
+            "`{raw}` is not a node id (a positive integer such as 1)"
+        )),
+        Ok(id) => Ok(id),
+    }
+}
+
+/// Checked for shape here; that it names this node is checked with --node-id.
+fn parse_peers(raw: &str) -> Result<String, String> {
+    let first = raw
+        .split(',')
+        .map(str::trim)
+        .find(|entry| !entry.is_empty())
+        .and_then(|entry| entry.split_once('=')?.0.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    match crate::cluster::peers::Peers::parse(first, raw) {
+        Ok(_) => Ok(raw.trim().to_string()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 fn parse_count(raw: &str) -> Result<u32, String> {
     raw.parse()
         .map_err(|error| format!("{error} (expected a whole number such as 2)"))
@@ -418,7 +512,7 @@ mod tests {
         assert!(names.contains(&("SLUICEGATE_DATA_DIR".into(), "--data-dir".into())));
         assert_eq!(
             KEYS.len(),
-            14,
+            19,
             "a new setting needs a row in KEYS and a field in or/apply"
         );
     }

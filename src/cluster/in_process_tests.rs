@@ -114,3 +114,191 @@ async fn three_nodes_elect_a_leader_and_replicate() {
         raft.shutdown().await.unwrap();
     }
 }
+
+/// Three nodes over loopback, each state machine reporting to `Counters`
+/// of its own (as the server wires it).
+struct Trio {
+    _dirs: Vec<tempfile::TempDir>,
+    rafts: Vec<Raft<TypeConfig>>,
+    stores: Vec<crate::store::Store>,
+    counters: Vec<Arc<crate::daily::Counters>>,
+}
+
+async fn trio() -> Trio {
+    use super::state_machine::{Event, HookSlot, StateMachine};
+    crate::server::install_tls_provider();
+    let secret = ClusterSecret::from_bytes(SECRET).unwrap();
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    let list = listeners
+        .iter()
+        .enumerate()
+        .map(|(index, listener)| format!("{}={}", index + 1, listener.local_addr().unwrap()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let config = Arc::new(super::node::raft_config().validate().unwrap());
+    let mut trio = Trio {
+        _dirs: Vec::new(),
+        rafts: Vec::new(),
+        stores: Vec::new(),
+        counters: Vec::new(),
+    };
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let id = index as u64 + 1;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let counters = Arc::new(crate::daily::Counters::new());
+        counters.set_cluster_voters(3);
+        let hook = HookSlot::default();
+        let fed = Arc::clone(&counters);
+        hook.set(Arc::new(move |event| {
+            if let Event::Applied(entries) = event {
+                for entry in entries.iter().filter(|entry| !entry.duplicate) {
+                    let own = entry
+                        .origin
+                        .filter(|origin| origin.node_id == id)
+                        .map(|origin| origin.sequence);
+                    for command in &entry.commands {
+                        if let Command::AddUsage { deltas } = command {
+                            fed.apply_replicated(deltas, own);
+                        }
+                    }
+                }
+            }
+        }));
+        let log_store = super::log_store::LogStore::open(dir.path()).unwrap();
+        let machine = StateMachine::with_hook(store.clone(), dir.path(), hook);
+        let network = Network::new(id, secret.clone()).unwrap();
+        let raft = Raft::<TypeConfig>::new(id, Arc::clone(&config), network, log_store, machine)
+            .await
+            .unwrap();
+        let app = rpc::router(raft.clone(), Arc::new(Verifier::new(secret.clone())));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        trio._dirs.push(dir);
+        trio.rafts.push(raft);
+        trio.stores.push(store);
+        trio.counters.push(counters);
+    }
+    for (index, raft) in trio.rafts.iter().enumerate() {
+        let peers = Peers::parse(index as u64 + 1, &list).unwrap();
+        peers::bootstrap(raft, &peers).await.unwrap();
+    }
+    trio
+}
+
+async fn leader_among(rafts: &[&Raft<TypeConfig>]) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        for raft in rafts {
+            let metrics = raft.metrics().borrow().clone();
+            if metrics.state == openraft::ServerState::Leader {
+                return metrics.id;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn usage(tokens: u64) -> Vec<crate::daily::UsageDelta> {
+    vec![crate::daily::UsageDelta {
+        channel_id: crate::model::ChannelId(7),
+        date: chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+        tokens,
+    }]
+}
+
+/// A batch retried with the same (node, sequence) after the leader that
+/// committed it died is applied once; the counters on every surviving node
+/// are fed by the state machine and hold the count once; the proposing
+/// node's local delta leaves `local` exactly when its batch is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_retried_across_a_leader_change_counts_once() {
+    use super::types::Origin;
+    use chrono::TimeZone;
+    let trio = trio().await;
+    let all: Vec<&Raft<TypeConfig>> = trio.rafts.iter().collect();
+    let leader = leader_among(&all).await;
+    // The proposer is a follower: count locally, then batch.
+    let proposer = if leader == 1 { 2 } else { 1 };
+    let counters = &trio.counters[proposer as usize - 1];
+    let noon = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
+        .unwrap();
+    counters.count(
+        crate::model::ChannelId(7),
+        chrono_tz::Tz::UTC,
+        500,
+        None,
+        noon,
+    );
+    let deltas = counters.take_pending();
+    counters.begin_batch(1, deltas.clone());
+    let view = |counters: &crate::daily::Counters| {
+        counters.used_on(crate::model::ChannelId(7), usage(0)[0].date)
+    };
+    assert_eq!(view(counters), Some(500), "local before commit");
+    let batch = ClusterRequest::batch(
+        Origin {
+            node_id: proposer,
+            sequence: 1,
+        },
+        vec![Command::AddUsage { deltas }],
+    );
+    let first = trio.rafts[leader as usize - 1]
+        .client_write(batch.clone())
+        .await
+        .unwrap();
+    assert!(!first.data.duplicate);
+    for raft in &trio.rafts {
+        raft.wait(Some(Duration::from_secs(10)))
+            .applied_index_at_least(Some(first.log_id.index), "applied")
+            .await
+            .unwrap();
+    }
+    assert!(!counters.has_inflight(1), "own batch settled when applied");
+    // The leader dies; the batch is retried (as after a lost answer).
+    trio.rafts[leader as usize - 1].shutdown().await.unwrap();
+    let survivors: Vec<&Raft<TypeConfig>> = trio
+        .rafts
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| *index as u64 + 1 != leader)
+        .map(|(_, raft)| raft)
+        .collect();
+    let new_leader = leader_among(&survivors).await;
+    assert_ne!(new_leader, leader);
+    let again = trio.rafts[new_leader as usize - 1]
+        .client_write(batch)
+        .await
+        .unwrap();
+    assert!(
+        again.data.duplicate,
+        "same (node, sequence) is applied once"
+    );
+    for raft in &survivors {
+        raft.wait(Some(Duration::from_secs(10)))
+            .applied_index_at_least(Some(again.log_id.index), "applied")
+            .await
+            .unwrap();
+    }
+    for (index, store) in trio.stores.iter().enumerate() {
+        if index as u64 + 1 == leader {
+            continue;
+        }
+        let counts = store.usage_since(usage(0)[0].date).await.unwrap();
+        assert_eq!(counts, usage(500), "store of node {}", index + 1);
+        assert_eq!(
+            view(&trio.counters[index]),
+            Some(500),
+            "counters of node {}",
+            index + 1
+        );
+        assert_eq!(trio.counters[index].unreplicated_tokens(), 0);
+    }
+    for raft in survivors {
+        raft.shutdown().await.unwrap();
+    }
+}

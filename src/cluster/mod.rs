@@ -1,9 +1,10 @@
 //! Raft replication of `Command`s across a three-node cluster (issue 6).
 //!
-//! NOT WIRED YET: nothing in the server starts any of this, and a single
-//! node never touches it. The pieces are groundwork that a later change
-//! connects to `AppState::apply` and the CLI flags.
+//! Started by `server` only with the cluster flags (`--node-id` and
+//! friends); a single node never touches any of it.
 //!
+//! - `node`: the running node: raft, the RPC listener, the write path,
+//!   membership changes and the counter-batch proposer.
 //! - `types`: the raft type configuration and the entry payload.
 //! - `log_store`: the raft log and vote, in a sled Db of their own.
 //! - `state_machine`: applies committed entries through `store::Store`.
@@ -11,6 +12,7 @@
 
 pub mod log_store;
 pub mod network;
+pub mod node;
 pub mod peers;
 pub mod rpc;
 pub mod secret;

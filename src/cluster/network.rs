@@ -57,6 +57,8 @@ struct Transport {
     own_id: NodeId,
     /// `http` or, once cluster TLS is wired, `https`.
     scheme: &'static str,
+    /// When each peer last answered a call or sent us an authenticated one.
+    contacts: std::sync::Mutex<std::collections::HashMap<NodeId, std::time::Instant>>,
 }
 
 impl Network {
@@ -86,6 +88,7 @@ impl Network {
                 secret,
                 own_id,
                 scheme,
+                contacts: std::sync::Mutex::default(),
             }),
         }
     }
@@ -103,6 +106,42 @@ impl Network {
         self.inner
             .call(leader_id, leader, WRITE_PATH, request, WRITE_TIMEOUT)
             .await
+    }
+}
+
+impl Network {
+    /// Hands a membership change to the leader at `leader`.
+    pub async fn forward_members(
+        &self,
+        leader_id: NodeId,
+        leader: &BasicNode,
+        change: &super::node::MembersChange,
+    ) -> Result<(), CallError<super::node::MembersError>> {
+        self.inner
+            .call(
+                leader_id,
+                leader,
+                super::node::MEMBERS_PATH,
+                change,
+                WRITE_TIMEOUT,
+            )
+            .await
+    }
+
+    /// When this node last had a successful call to `node`, if ever.
+    pub fn last_contact(&self, node: NodeId) -> Option<std::time::Instant> {
+        self.inner
+            .contacts
+            .lock()
+            .ok()
+            .and_then(|contacts| contacts.get(&node).copied())
+    }
+
+    /// Records that `node` was heard from (an authenticated request from it).
+    pub fn heard_from(&self, node: NodeId) {
+        if let Ok(mut contacts) = self.inner.contacts.lock() {
+            contacts.insert(node, std::time::Instant::now());
+        }
     }
 }
 
@@ -153,6 +192,9 @@ impl Transport {
             .bytes()
             .await
             .map_err(|error| unreachable(target, path, &error.to_string()))?;
+        if let Ok(mut contacts) = self.contacts.lock() {
+            contacts.insert(target, std::time::Instant::now());
+        }
         let decoded: Result<Resp, E> = serde_json::from_slice(&bytes)
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
         decoded.map_err(|error| {

@@ -140,7 +140,11 @@ async fn forward_write(
     State(raft): State<Raft>,
     Json(request): Json<ClusterRequest>,
 ) -> Json<WriteResult> {
-    Json(raft.client_write(request).await.map(|written| written.data))
+    Json(raft.client_write(request).await.map(|written| {
+        let mut data = written.data;
+        data.log_index = Some(written.log_id.index);
+        data
+    }))
 }
 
 #[cfg(test)]

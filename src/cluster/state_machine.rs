@@ -28,8 +28,9 @@ use tokio::sync::Mutex;
 
 use super::snapshot::{self, Meta, SNAPSHOT_DAYS, StoredSnapshot};
 use super::types::{
-    AppliedResult, ApplyError, ClusterResponse, LogId, NodeId, StoredMembership, TypeConfig,
+    AppliedResult, ApplyError, ClusterResponse, LogId, NodeId, Origin, StoredMembership, TypeConfig,
 };
+use crate::command::Command;
 use crate::store::replicated::{EntryOutcome, ReplicatedEntry};
 use crate::store::{self, Store};
 
@@ -45,15 +46,65 @@ pub struct StateMachine {
     /// Held while applying, exporting or installing, so a snapshot reads
     /// both engines at one log position.
     lock: Arc<Mutex<()>>,
+    /// Told about every applied batch and installed snapshot, so the server
+    /// can feed its counters and rebuild its in-memory snapshot.
+    hook: HookSlot,
+}
+
+/// One committed entry as the hook sees it, after the store applied it.
+#[derive(Debug, Clone)]
+pub struct AppliedEntry {
+    pub index: u64,
+    pub origin: Option<Origin>,
+    /// A counter batch whose origin had been applied before: nothing changed.
+    pub duplicate: bool,
+    pub commands: Vec<Command>,
+}
+
+/// What the state machine reports to its hook.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Entries the store has just applied, in log order.
+    Applied(&'a [AppliedEntry]),
+    /// The store's replicated state was replaced by a snapshot.
+    SnapshotInstalled,
+}
+
+/// A callback for [`Event`]s. It runs inside the state machine's apply, so
+/// it must be quick and must not wait on raft.
+pub type Hook = Arc<dyn Fn(Event<'_>) + Send + Sync>;
+
+/// Where the hook goes once the server has built what it feeds: set once,
+/// after the state machine was handed to raft.
+#[derive(Clone, Default)]
+pub struct HookSlot(Arc<std::sync::OnceLock<Hook>>);
+
+impl HookSlot {
+    /// Installs the hook; a second call is ignored.
+    pub fn set(&self, hook: Hook) {
+        let _ = self.0.set(hook);
+    }
+
+    fn fire(&self, event: Event<'_>) {
+        if let Some(hook) = self.0.get() {
+            hook(event);
+        }
+    }
 }
 
 impl StateMachine {
     /// A state machine over `store`, keeping its snapshot in `data_dir`.
     pub fn new(store: Store, data_dir: &Path) -> StateMachine {
+        StateMachine::with_hook(store, data_dir, HookSlot::default())
+    }
+
+    /// [`StateMachine::new`] reporting to `hook`.
+    pub fn with_hook(store: Store, data_dir: &Path, hook: HookSlot) -> StateMachine {
         StateMachine {
             store,
             data_dir: data_dir.to_path_buf(),
             lock: Arc::new(Mutex::new(())),
+            hook,
         }
     }
 }
@@ -113,7 +164,7 @@ fn raft_state_rows(
     ])
 }
 
-fn response(outcome: EntryOutcome) -> ClusterResponse {
+fn response(outcome: EntryOutcome, index: u64) -> ClusterResponse {
     let results = outcome
         .results
         .into_iter()
@@ -125,6 +176,7 @@ fn response(outcome: EntryOutcome) -> ClusterResponse {
     ClusterResponse {
         results,
         duplicate: outcome.duplicate,
+        log_index: Some(index),
     }
 }
 
@@ -156,6 +208,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let (_, mut membership) = read_applied(&self.store).await?;
         let mut last_applied = None;
         let mut batch = Vec::new();
+        let mut seen = Vec::new();
         for entry in entries {
             last_applied = Some(entry.log_id);
             let (origin, commands) = match entry.payload {
@@ -171,6 +224,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     (None, Vec::new())
                 }
             };
+            seen.push(AppliedEntry {
+                index: entry.log_id.index,
+                origin: origin.map(|(node_id, sequence)| Origin { node_id, sequence }),
+                duplicate: false,
+                commands: commands.clone(),
+            });
             batch.push(ReplicatedEntry {
                 index: entry.log_id.index,
                 origin,
@@ -186,7 +245,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .apply_replicated(batch, rows)
             .await
             .map_err(|error| state_error(ErrorVerb::Write, &error))?;
-        Ok(outcomes.into_iter().map(response).collect())
+        for (entry, outcome) in seen.iter_mut().zip(&outcomes) {
+            entry.duplicate = outcome.duplicate;
+        }
+        self.hook.fire(Event::Applied(&seen));
+        Ok(outcomes
+            .into_iter()
+            .zip(&seen)
+            .map(|(outcome, entry)| response(outcome, entry.index))
+            .collect())
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
@@ -219,6 +286,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .import_replicated(state, meta.last_log_id.map(|id| id.index), rows)
                 .await
                 .map_err(|error| state_error(ErrorVerb::Write, &error))?;
+            self.hook.fire(Event::SnapshotInstalled);
         }
         let stored = StoredSnapshot {
             meta: meta.clone(),

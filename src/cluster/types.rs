@@ -98,6 +98,10 @@ pub struct ClusterResponse {
     pub results: Vec<AppliedResult>,
     /// The batch's origin had already been applied; nothing changed.
     pub duplicate: bool,
+    /// The log index the entry was committed at, so a node that forwarded
+    /// the write can wait until it has applied it too.
+    #[serde(default)]
+    pub log_index: Option<u64>,
 }
 
 impl ClusterResponse {

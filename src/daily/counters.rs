@@ -6,8 +6,21 @@
 //! flusher makes them durable through `Command::AddUsage` and puts them back
 //! if the store fails, so a failing store never drops a count and the cap
 //! stays enforced from memory meanwhile.
+//!
+//! # Cluster mode
+//! With `set_cluster_voters(n)` (n > 0) the counters split what they count:
+//! `used` is the *replicated* count, fed only by the raft state machine
+//! (`apply_replicated`), and `local` is this node's counted tokens that are
+//! not replicated yet (pending, or proposed in a batch not yet applied
+//! here). Enforcement reads replicated + local + reserved. When this node's
+//! own batch is applied, its tokens move from `local` to `used` in one
+//! critical section, so they are never counted twice or missed. Admission
+//! on a capped channel is limited to this node's share of the headroom
+//! (see [`Counters::try_reserve`]). A single node never sets voters and
+//! keeps the original path: `used` includes everything counted.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -34,6 +47,9 @@ struct ChannelDays {
     used: BTreeMap<NaiveDate, u64>,
     /// Tokens reserved by admitted, unfinished requests, by the day they were admitted.
     reserved: BTreeMap<NaiveDate, u64>,
+    /// Cluster mode: this node's counted tokens not yet in `used` (not
+    /// replicated yet). Always empty on a single node.
+    local: BTreeMap<NaiveDate, u64>,
 }
 
 impl ChannelDays {
@@ -48,6 +64,13 @@ impl ChannelDays {
         }
         self.reserved
             .retain(|date, amount| *date >= today || *amount > 0);
+        self.local
+            .retain(|date, amount| *date >= today || *amount > 0);
+    }
+
+    fn used(&self, date: NaiveDate) -> u64 {
+        let replicated = self.used.get(&date).copied().unwrap_or(0);
+        replicated.saturating_add(self.local.get(&date).copied().unwrap_or(0))
     }
 }
 
@@ -78,6 +101,11 @@ pub struct Cap {
 pub struct Counters {
     channels: RwLock<HashMap<ChannelId, Arc<Mutex<ChannelDays>>>>,
     pending: Mutex<BTreeMap<(ChannelId, NaiveDate), u64>>,
+    /// Cluster mode: the number of voters (0 on a single node).
+    voters: AtomicU64,
+    /// Cluster mode: this node's proposed batches not yet applied here, by
+    /// sequence. Their tokens are still in `local`.
+    inflight: Mutex<BTreeMap<u64, Vec<UsageDelta>>>,
 }
 
 impl std::fmt::Debug for Counters {
@@ -118,7 +146,7 @@ impl Counters {
             .and_then(|days| {
                 days.lock().ok().map(|days| {
                     (
-                        days.used.get(&date).copied().unwrap_or(0),
+                        days.used(date),
                         days.reserved.get(&date).copied().unwrap_or(0),
                     )
                 })
@@ -131,7 +159,11 @@ impl Counters {
     pub fn used_on(&self, channel_id: ChannelId, date: NaiveDate) -> Option<u64> {
         let days = self.existing(channel_id)?;
         let days = days.lock().ok()?;
-        days.used.get(&date).copied()
+        if days.used.contains_key(&date) || days.local.contains_key(&date) {
+            Some(days.used(date))
+        } else {
+            None
+        }
     }
 
     /// Whether the channel may take no more requests today: used + reserved
@@ -155,11 +187,24 @@ impl Counters {
         now: DateTime<Utc>,
     ) -> Result<Reservation, Capped> {
         let date = day::date_in(cap.zone, now);
+        let voters = self.voters.load(Ordering::Relaxed);
         let mut admitted = true;
         self.with_channel(channel_id, |days| {
-            let used = days.used.get(&date).copied().unwrap_or(0);
+            let replicated = days.used.get(&date).copied().unwrap_or(0);
+            let local = days.local.get(&date).copied().unwrap_or(0);
             let reserved = days.reserved.entry(date).or_default();
-            if cap.limit > 0 && used.saturating_add(*reserved) >= cap.limit {
+            let headroom = cap.limit.saturating_sub(replicated);
+            let refuse = if cap.limit == 0 {
+                false
+            } else if let Some(share) = headroom.checked_div(voters) {
+                // Cluster mode, the implicit lease: this node's share of the
+                // headroom, or one request when nothing of it is in flight.
+                let mine = local.saturating_add(*reserved);
+                headroom == 0 || mine >= headroom || (mine >= share && mine > 0)
+            } else {
+                replicated.saturating_add(*reserved) >= cap.limit
+            };
+            if refuse {
                 admitted = false;
             } else {
                 *reserved = reserved.saturating_add(estimate);
@@ -199,13 +244,18 @@ impl Counters {
         now: DateTime<Utc>,
     ) {
         let date = day::date_in(zone, now);
+        let cluster = self.is_cluster();
         self.with_channel(channel_id, |days| {
             if let Some(reservation) = reservation
                 && let Some(reserved) = days.reserved.get_mut(&reservation.date)
             {
                 *reserved = reserved.saturating_sub(reservation.tokens);
             }
-            let used = days.used.entry(date).or_default();
+            let used = if cluster {
+                days.local.entry(date).or_default()
+            } else {
+                days.used.entry(date).or_default()
+            };
             *used = used.saturating_add(tokens);
             days.prune(date);
         });
@@ -255,6 +305,7 @@ impl Counters {
     pub fn reset(&self, channel_id: ChannelId, date: NaiveDate) {
         self.with_channel(channel_id, |days| {
             days.used.insert(date, 0);
+            days.local.remove(&date);
         });
         if let Ok(mut pending) = self.pending.lock() {
             pending.remove(&(channel_id, date));
@@ -266,6 +317,108 @@ impl Counters {
         if let Ok(mut channels) = self.channels.write() {
             channels.remove(&channel_id);
         }
+    }
+
+    /// Switches to cluster mode with `voters` voters (see the module docs).
+    pub fn set_cluster_voters(&self, voters: u64) {
+        self.voters.store(voters.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether these counters run in cluster mode.
+    pub fn is_cluster(&self) -> bool {
+        self.voters.load(Ordering::Relaxed) > 0
+    }
+
+    /// Cluster mode: records that `deltas` (taken from pending) were
+    /// proposed as this node's batch `sequence`; they stay in `local` until
+    /// the batch is applied here.
+    pub fn begin_batch(&self, sequence: u64, deltas: Vec<UsageDelta>) {
+        if let Ok(mut inflight) = self.inflight.lock() {
+            inflight.insert(sequence, deltas);
+        }
+    }
+
+    /// Cluster mode, at start-up: this node's batch `sequence`, proposed
+    /// before a restart and not yet applied here, is counted locally again
+    /// until it is.
+    pub fn restore_batch(&self, sequence: u64, deltas: Vec<UsageDelta>) {
+        for delta in &deltas {
+            self.with_channel(delta.channel_id, |days| {
+                let local = days.local.entry(delta.date).or_default();
+                *local = local.saturating_add(delta.tokens);
+            });
+        }
+        self.begin_batch(sequence, deltas);
+    }
+
+    /// Whether this node's batch `sequence` is still waiting to be applied here.
+    pub fn has_inflight(&self, sequence: u64) -> bool {
+        self.inflight
+            .lock()
+            .map(|inflight| inflight.contains_key(&sequence))
+            .unwrap_or(false)
+    }
+
+    /// Cluster mode: a committed, non-duplicate usage batch applied by the
+    /// state machine. Adds `deltas` to the replicated count; if the batch is
+    /// this node's own (`own_sequence`) and still in flight, its tokens leave
+    /// `local` in the same critical section, so they are counted exactly once.
+    pub fn apply_replicated(&self, deltas: &[UsageDelta], own_sequence: Option<u64>) {
+        let own = own_sequence
+            .and_then(|sequence| self.inflight.lock().ok()?.remove(&sequence))
+            .is_some();
+        for delta in deltas {
+            self.with_channel(delta.channel_id, |days| {
+                let used = days.used.entry(delta.date).or_default();
+                *used = used.saturating_add(delta.tokens);
+                if own && let Some(local) = days.local.get_mut(&delta.date) {
+                    *local = local.saturating_sub(delta.tokens);
+                }
+            });
+        }
+    }
+
+    /// Cluster mode, after a snapshot install: the replicated counts are
+    /// replaced by `counts`, and this node's in-flight batches up to
+    /// `own_applied` (already in those counts) leave `local`.
+    pub fn reload_replicated(&self, counts: Vec<UsageDelta>, own_applied: u64) {
+        let settled: Vec<UsageDelta> = match self.inflight.lock() {
+            Ok(mut inflight) => {
+                let kept = inflight.split_off(&own_applied.saturating_add(1));
+                std::mem::replace(&mut *inflight, kept)
+                    .into_values()
+                    .flatten()
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        let ids: Vec<ChannelId> = self
+            .channels
+            .read()
+            .map(|channels| channels.keys().copied().collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.with_channel(id, |days| days.used.clear());
+        }
+        for delta in settled {
+            self.with_channel(delta.channel_id, |days| {
+                if let Some(local) = days.local.get_mut(&delta.date) {
+                    *local = local.saturating_sub(delta.tokens);
+                }
+            });
+        }
+        self.load(counts);
+    }
+
+    /// Cluster mode: tokens counted here and not yet replicated (pending
+    /// plus in-flight batches).
+    pub fn unreplicated_tokens(&self) -> u64 {
+        let inflight: u64 = self
+            .inflight
+            .lock()
+            .map(|inflight| inflight.values().flatten().map(|delta| delta.tokens).sum())
+            .unwrap_or(0);
+        self.pending_tokens().saturating_add(inflight)
     }
 
     fn existing(&self, channel_id: ChannelId) -> Option<Arc<Mutex<ChannelDays>>> {
@@ -387,5 +540,80 @@ mod tests {
         });
         // Admission stops once reservations reach the cap: 25 × 800 = 20,000.
         assert_eq!(admitted, 25);
+    }
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn noon() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap()
+    }
+
+    const ONE: ChannelId = ChannelId(1);
+
+    fn cap(limit: u64) -> Cap {
+        Cap {
+            limit,
+            zone: Tz::UTC,
+        }
+    }
+
+    fn delta(tokens: u64) -> UsageDelta {
+        UsageDelta {
+            channel_id: ONE,
+            date: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+            tokens,
+        }
+    }
+
+    /// Used = replicated + local; this node's batch moves from local to
+    /// replicated when applied, another node's only adds to replicated.
+    #[test]
+    fn own_batches_are_not_counted_twice() {
+        let counters = Counters::new();
+        counters.set_cluster_voters(3);
+        counters.count(ONE, Tz::UTC, 100, None, noon());
+        assert_eq!(counters.view(ONE, Tz::UTC, noon()).used, 100);
+        let deltas = counters.take_pending();
+        counters.begin_batch(1, deltas.clone());
+        assert_eq!(counters.unreplicated_tokens(), 100);
+        counters.apply_replicated(&[delta(40)], None);
+        assert_eq!(counters.view(ONE, Tz::UTC, noon()).used, 140);
+        counters.apply_replicated(&deltas, Some(1));
+        assert_eq!(counters.view(ONE, Tz::UTC, noon()).used, 140);
+        assert_eq!(counters.unreplicated_tokens(), 0);
+        // A snapshot reload replaces the replicated part.
+        counters.reload_replicated(vec![delta(1000)], 1);
+        assert_eq!(counters.view(ONE, Tz::UTC, noon()).used, 1000);
+    }
+
+    /// The lease: a node admits while its local tokens stay below
+    /// headroom / voters, plus one request when nothing is in flight.
+    #[test]
+    fn each_node_admits_its_share_of_the_headroom() {
+        let counters = Counters::new();
+        counters.set_cluster_voters(3);
+        counters.apply_replicated(&[delta(17_000)], None);
+        // headroom 3000, share 1000.
+        let first = counters.try_reserve(ONE, cap(20_000), 800, noon()).unwrap();
+        let second = counters.try_reserve(ONE, cap(20_000), 800, noon()).unwrap();
+        assert!(counters.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
+        counters.release(second);
+        counters.count(ONE, Tz::UTC, 800, Some(first), noon());
+        // 800 local < 1000: one more.
+        let third = counters.try_reserve(ONE, cap(20_000), 800, noon()).unwrap();
+        counters.release(third);
+        // Nothing local in flight: one request even past the share.
+        let fresh = Counters::new();
+        fresh.set_cluster_voters(3);
+        fresh.apply_replicated(&[delta(19_999)], None);
+        let only = fresh.try_reserve(ONE, cap(20_000), 800, noon()).unwrap();
+        assert!(fresh.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
+        fresh.release(only);
+        fresh.apply_replicated(&[delta(1)], None);
+        assert!(fresh.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
     }
 }

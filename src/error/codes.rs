@@ -32,12 +32,16 @@ pub enum ErrorCode {
     ChannelDailyLimitExceeded,
     /// Every candidate channel was left out only because of its daily limit.
     DailyLimitExhausted,
+    /// Cluster mode: no leader or no quorum, so a write cannot be committed.
+    ClusterUnavailable,
+    /// A cluster endpoint was called on a node that runs without cluster flags.
+    ClusterDisabled,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for completeness tests (i18n, documentation).
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -52,6 +56,8 @@ impl ErrorCode {
         ErrorCode::UpstreamRejected,
         ErrorCode::ChannelDailyLimitExceeded,
         ErrorCode::DailyLimitExhausted,
+        ErrorCode::ClusterUnavailable,
+        ErrorCode::ClusterDisabled,
         ErrorCode::Internal,
     ];
 
@@ -72,6 +78,8 @@ impl ErrorCode {
             ErrorCode::UpstreamRejected => "upstream_rejected",
             ErrorCode::ChannelDailyLimitExceeded => "channel_daily_token_limit_exceeded",
             ErrorCode::DailyLimitExhausted => "daily_token_limit_exhausted",
+            ErrorCode::ClusterUnavailable => "cluster_unavailable",
+            ErrorCode::ClusterDisabled => "cluster_disabled",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -83,7 +91,8 @@ impl ErrorCode {
             ErrorCode::Forbidden | ErrorCode::CsrfFailed => StatusCode::FORBIDDEN,
             ErrorCode::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::NotFound | ErrorCode::ModelNotFound => StatusCode::NOT_FOUND,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::Conflict | ErrorCode::ClusterDisabled => StatusCode::CONFLICT,
+            ErrorCode::ClusterUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UpstreamFailed => StatusCode::BAD_GATEWAY,
             ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -99,9 +108,10 @@ impl ErrorCode {
     /// names Anthropic's API and SDKs use for the same statuses.
     pub fn anthropic_type(self) -> &'static str {
         match self {
-            ErrorCode::InvalidRequest | ErrorCode::Conflict | ErrorCode::UpstreamRejected => {
-                "invalid_request_error"
-            }
+            ErrorCode::InvalidRequest
+            | ErrorCode::Conflict
+            | ErrorCode::UpstreamRejected
+            | ErrorCode::ClusterDisabled => "invalid_request_error",
             ErrorCode::Unauthorized => "authentication_error",
             ErrorCode::Forbidden | ErrorCode::CsrfFailed => "permission_error",
             ErrorCode::TooManyAttempts => "rate_limit_error",
@@ -110,7 +120,7 @@ impl ErrorCode {
             ErrorCode::ChannelDailyLimitExceeded | ErrorCode::DailyLimitExhausted => {
                 "rate_limit_error"
             }
-            ErrorCode::UpstreamUnavailable => "overloaded_error",
+            ErrorCode::UpstreamUnavailable | ErrorCode::ClusterUnavailable => "overloaded_error",
             ErrorCode::UpstreamFailed | ErrorCode::Internal => "api_error",
         }
     }
@@ -126,6 +136,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest
             | ErrorCode::NotFound
             | ErrorCode::Conflict
+            | ErrorCode::ClusterDisabled
             | ErrorCode::ModelNotFound
             | ErrorCode::PayloadTooLarge
             | ErrorCode::UpstreamRejected => "invalid_request_error",
@@ -137,7 +148,7 @@ impl ErrorCode {
             ErrorCode::ChannelDailyLimitExceeded | ErrorCode::DailyLimitExhausted => {
                 "rate_limit_error"
             }
-            ErrorCode::Internal => "server_error",
+            ErrorCode::Internal | ErrorCode::ClusterUnavailable => "server_error",
         }
     }
 }

@@ -56,6 +56,12 @@ pub enum Message {
         seconds: u64,
     },
     NoSuchRoute,
+    /// Cluster mode: the write could not be committed (no leader or quorum).
+    ClusterUnavailable {
+        detail: String,
+    },
+    /// A cluster endpoint on a node started without cluster flags.
+    ClusterDisabled,
     ChannelNotFound,
     TokenNotFound,
     NotFound,
@@ -299,6 +305,18 @@ impl Message {
                 ZhCn => format!("`{field}` 必须是 10s、500ms 或 2m 这样的时长，范围为 {min} 到 {max}。"),
                 ZhTw => format!("`{field}` 必須是 10s、500ms 或 2m 這樣的時長，範圍為 {min} 到 {max}。"),
             },
+            M::ClusterUnavailable { detail } => match locale {
+                En => format!(
+                    "The cluster has no leader or no quorum, so this change cannot be committed; try again shortly ({detail})."
+                ),
+                ZhCn => format!("集群当前没有领导者或未达到多数派，无法提交此更改；请稍后重试（{detail}）。"),
+                ZhTw => format!("叢集目前沒有領導者或未達到多數派，無法提交此變更；請稍後重試（{detail}）。"),
+            },
+            M::ClusterDisabled => match locale {
+                En => "This node runs without cluster flags; cluster endpoints are not available.".into(),
+                ZhCn => "此节点未以集群模式运行；集群接口不可用。".into(),
+                ZhTw => "此節點未以叢集模式執行；叢集介面不可用。".into(),
+            },
             M::NoSuchRoute => match locale {
                 En => "No such admin API route.".into(),
                 ZhCn => "没有这个管理 API 路由。".into(),
@@ -498,6 +516,8 @@ impl Message {
             Message::AdminTokenMissing,
             Message::AdminTokenWrong,
             Message::NoSuchRoute,
+            Message::ClusterUnavailable { detail: text() },
+            Message::ClusterDisabled,
             Message::ChannelNotFound,
             Message::TokenNotFound,
             Message::NotFound,

@@ -108,6 +108,14 @@ impl Store {
         .await
     }
 
+    /// The highest counter-batch sequence applied from `node` (0: none).
+    pub fn applied_origin(&self, node: u64) -> Result<u64, Error> {
+        Ok(read_origins(&self.counters)?
+            .into_iter()
+            .find(|(id, _)| *id == node)
+            .map_or(0, |(_, sequence)| sequence))
+    }
+
     /// The `raft_state` rows (empty on a node that never applied an entry).
     pub async fn raft_state(&self) -> Result<Vec<(String, String)>, Error> {
         self.write(|connection| {

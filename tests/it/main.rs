@@ -7,6 +7,7 @@
 mod admin;
 mod anthropic;
 mod binary;
+mod cluster;
 mod compat;
 mod daily;
 mod durability;
