@@ -67,6 +67,19 @@ pub enum Command {
         date: NaiveDate,
         at: DateTime<Utc>,
     },
+    /// Cluster mode only: asks the state machine to lease `node_id` up to
+    /// `tokens` more of the channel's headroom on `date` (at least
+    /// `tokens`, or a 1/(2·`voters`) share of the free headroom if larger),
+    /// never more than `limit − replicated − Σ outstanding grants`. See
+    /// `store::replicated` for the arithmetic.
+    GrantLease {
+        channel_id: ChannelId,
+        date: NaiveDate,
+        node_id: u64,
+        tokens: u64,
+        limit: u64,
+        voters: u64,
+    },
     /// Changes runtime settings (`PATCH /api/settings`): the fields the
     /// patch sets are stored and win over the start-up configuration.
     UpdateSettings {
@@ -92,6 +105,7 @@ impl Command {
             // that from the settings it installs.
             Command::AddUsage { .. }
             | Command::ResetUsage { .. }
+            | Command::GrantLease { .. }
             | Command::UpdateSettings { .. } => false,
         }
     }

@@ -153,7 +153,7 @@ async fn start_cluster(
     background: &TaskTracker,
     stop: CancellationToken,
 ) -> anyhow::Result<crate::cluster::node::Cluster> {
-    use crate::cluster::node::{BatchRecord, Cluster, run_batcher};
+    use crate::cluster::node::{BatchRecord, Cluster, run_batcher, run_leaser};
     use crate::cluster::peers::Peers;
     use crate::cluster::state_machine::HookSlot;
     let own_id = config.node_id;
@@ -172,6 +172,7 @@ async fn start_cluster(
         _ => {}
     }
     record.next_sequence = record.next_sequence.max(applied + 1);
+    state.load_leases(own_id)?;
 
     let (refresh_tx, refresh_rx) = tokio::sync::mpsc::unbounded_channel();
     let weak = state.downgrade();
@@ -190,6 +191,7 @@ async fn start_cluster(
         refresh_rx,
         stop.clone(),
     ));
+    background.spawn(run_leaser(state.clone(), cluster.clone(), stop.clone()));
     background.spawn(run_batcher(state.clone(), cluster.clone(), record, stop));
     Ok(cluster)
 }

@@ -160,6 +160,16 @@ impl AppState {
         };
         let mut rebuild = false;
         for entry in entries.iter().filter(|entry| !entry.duplicate) {
+            for lease in entry.leases.iter().filter(|lease| lease.node_id == own_id) {
+                self.counters.set_lease(
+                    lease.channel_id,
+                    lease.date,
+                    lease.granted,
+                    lease.used,
+                    lease.added,
+                    lease.limit,
+                );
+            }
             let own_sequence = entry
                 .origin
                 .filter(|origin| origin.node_id == own_id)
@@ -206,8 +216,21 @@ impl AppState {
             let own = self.cluster().map_or(0, |cluster| cluster.own_id());
             let applied = self.store.applied_origin(own)?;
             self.counters.reload_replicated(counts, applied);
+            self.load_leases(own)?;
         }
         self.rebuild_snapshot().await
+    }
+
+    /// Cluster mode: loads this node's replicated leases into the counters.
+    pub fn load_leases(&self, own_id: u64) -> Result<(), store::Error> {
+        let leases = self
+            .store
+            .leases_of(own_id)?
+            .into_iter()
+            .map(|lease| (lease.channel_id, lease.date, lease.granted, lease.used))
+            .collect();
+        self.counters.load_leases(leases);
+        Ok(())
     }
 
     /// Rebuilds the snapshot from the store (cluster mode).

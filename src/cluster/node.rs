@@ -561,6 +561,47 @@ async fn propose_once(state: &crate::AppState, cluster: &Cluster, record: &mut B
     }
 }
 
+/// Proposes the leases this node's counters want (see
+/// `daily::counters::Counters::try_reserve`), off the request path: woken
+/// when a capped channel's lease runs low or a request was refused for
+/// lack of one; one proposal at a time, every wanted lease in one entry.
+/// The state machine decides the grant; the hook installs it.
+pub async fn run_leaser(state: crate::AppState, cluster: Cluster, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = state.counters.lease_wanted() => {}
+            () = stop.cancelled() => return,
+        }
+        let wants = state.counters.take_lease_wants();
+        if wants.is_empty() {
+            continue;
+        }
+        let voters = cluster.voter_count().max(1);
+        let commands = wants
+            .into_iter()
+            .map(|want| Command::GrantLease {
+                channel_id: want.channel_id,
+                date: want.date,
+                node_id: cluster.own_id(),
+                tokens: want.tokens,
+                limit: want.limit,
+                voters,
+            })
+            .collect();
+        let request = ClusterRequest {
+            origin: None,
+            commands,
+        };
+        if let Err(error) = cluster.write(request).await {
+            tracing::debug!(%error, "lease request not committed; asking again on demand");
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+}
+
 /// Member rows for `GET /api/cluster`: (node id, address, voter).
 pub fn member_list(
     metrics: &openraft::RaftMetrics<NodeId, BasicNode>,

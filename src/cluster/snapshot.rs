@@ -1,5 +1,5 @@
 //! The snapshot format and its file: the config tables, the day counts of
-//! the last `SNAPSHOT_DAYS` days and the per-node batch sequences
+//! the last `SNAPSHOT_DAYS` days, the leases and the per-node batch sequences
 //! (`store::replicated::ReplicatedState`), as JSON, with raft's snapshot
 //! meta beside it.
 //!

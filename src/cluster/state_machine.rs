@@ -31,7 +31,7 @@ use super::types::{
     AppliedResult, ApplyError, ClusterResponse, LogId, NodeId, Origin, StoredMembership, TypeConfig,
 };
 use crate::command::Command;
-use crate::store::replicated::{EntryOutcome, ReplicatedEntry};
+use crate::store::replicated::{EntryOutcome, Lease, ReplicatedEntry};
 use crate::store::{self, Store};
 
 const LAST_APPLIED: &str = "last_applied";
@@ -59,6 +59,9 @@ pub struct AppliedEntry {
     /// A counter batch whose origin had been applied before: nothing changed.
     pub duplicate: bool,
     pub commands: Vec<Command>,
+    /// The leases this entry's `GrantLease` commands left, as the store
+    /// computed them.
+    pub leases: Vec<Lease>,
 }
 
 /// What the state machine reports to its hook.
@@ -229,6 +232,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 origin: origin.map(|(node_id, sequence)| Origin { node_id, sequence }),
                 duplicate: false,
                 commands: commands.clone(),
+                leases: Vec::new(),
             });
             batch.push(ReplicatedEntry {
                 index: entry.log_id.index,
@@ -247,6 +251,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|error| state_error(ErrorVerb::Write, &error))?;
         for (entry, outcome) in seen.iter_mut().zip(&outcomes) {
             entry.duplicate = outcome.duplicate;
+            entry.leases = outcome.leases.clone();
         }
         self.hook.fire(Event::Applied(&seen));
         Ok(outcomes

@@ -313,3 +313,70 @@ async fn reopen_preserves_applied_state_and_snapshot() {
     assert_eq!(current.meta.snapshot_id, snapshot_id);
     assert_eq!(current.meta.last_log_id, Some(log_id(8)));
 }
+
+fn grant(node_id: NodeId, tokens: u64) -> ClusterRequest {
+    ClusterRequest::command(Command::GrantLease {
+        channel_id: ChannelId(7),
+        date: date(28),
+        node_id,
+        tokens,
+        limit: 10_000,
+        voters: 2,
+    })
+}
+
+/// Leases: grants never add up to more than the limit, usage is attributed
+/// to the batch's node once (a duplicate batch does not spend its lease
+/// twice), the leases travel in snapshots, and a reset drops them.
+#[tokio::test]
+async fn leases_are_granted_within_the_limit_and_travel_in_snapshots() {
+    let (source_dir, target_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (source, mut machine) = open(&source_dir);
+    let (target, mut target_machine) = open(&target_dir);
+    // Free 10,000: share 10,000 / 4 = 2,500 beats the asked 1,000.
+    machine.apply(vec![entry(1, grant(1, 1000))]).await.unwrap();
+    // Node 1 spends 2,000 (a retried batch counts once); usage without an
+    // origin is nobody's lease.
+    machine
+        .apply(vec![
+            entry(2, batch(1, 1, usage(7, 28, 2000))),
+            entry(3, batch(1, 1, usage(7, 28, 2000))),
+            entry(4, ClusterRequest::command(usage(7, 28, 1000))),
+        ])
+        .await
+        .unwrap();
+    // Free = 10,000 − 3,000 − 500 outstanding = 6,500: node 2 gets 6,500 by asking that much.
+    machine.apply(vec![entry(5, grant(2, 9000))]).await.unwrap();
+    let leases = source.leases_of(2).unwrap();
+    assert_eq!((leases[0].granted, leases[0].used), (6500, 0));
+    // Nothing left for anyone.
+    machine.apply(vec![entry(6, grant(1, 1000))]).await.unwrap();
+    let leases = source.leases_of(1).unwrap();
+    assert_eq!((leases[0].granted, leases[0].used), (2500, 2000));
+
+    let snapshot = machine
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    target_machine
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    assert_eq!(target.leases_of(1).unwrap(), source.leases_of(1).unwrap());
+    assert_eq!(target.leases_of(2).unwrap(), source.leases_of(2).unwrap());
+
+    machine
+        .apply(vec![entry(
+            7,
+            ClusterRequest::command(Command::ResetUsage {
+                channel_id: ChannelId(7),
+                date: date(28),
+                at: at(9),
+            }),
+        )])
+        .await
+        .unwrap();
+    assert!(source.leases_of(1).unwrap().is_empty());
+}

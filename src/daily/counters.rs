@@ -15,8 +15,8 @@
 //! here). Enforcement reads replicated + local + reserved. When this node's
 //! own batch is applied, its tokens move from `local` to `used` in one
 //! critical section, so they are never counted twice or missed. Admission
-//! on a capped channel is limited to this node's share of the headroom
-//! (see [`Counters::try_reserve`]). A single node never sets voters and
+//! on a capped channel is limited to this node's replicated lease (see
+//! [`Counters::try_reserve`] and ARCHITECTURE.md). A single node never sets voters and
 //! keeps the original path: `used` includes everything counted.
 
 use std::collections::{BTreeMap, HashMap};
@@ -50,6 +50,38 @@ struct ChannelDays {
     /// Cluster mode: this node's counted tokens not yet in `used` (not
     /// replicated yet). Always empty on a single node.
     local: BTreeMap<NaiveDate, u64>,
+    /// Cluster mode: this node's replicated lease per day.
+    lease: BTreeMap<NaiveDate, OwnLease>,
+}
+
+/// Cluster mode: this node's lease on one channel's day, as the replicated
+/// state machine granted it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct OwnLease {
+    /// Tokens granted to this node in all.
+    granted: u64,
+    /// Replicated usage of this node's own batches.
+    used: u64,
+    /// The limit under which the last grant added nothing (0: none). No
+    /// headroom is left unless the limit rises, so no new request until then.
+    dry_limit: u64,
+}
+
+impl OwnLease {
+    /// The lease not yet spent by replicated usage.
+    fn remaining(&self) -> u64 {
+        self.granted.saturating_sub(self.used)
+    }
+}
+
+/// Cluster mode: a lease this node wants for a capped channel's day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseWant {
+    pub channel_id: ChannelId,
+    pub date: NaiveDate,
+    /// The smallest grant worth asking for (twice the request estimate).
+    pub tokens: u64,
+    pub limit: u64,
 }
 
 impl ChannelDays {
@@ -66,6 +98,8 @@ impl ChannelDays {
             .retain(|date, amount| *date >= today || *amount > 0);
         self.local
             .retain(|date, amount| *date >= today || *amount > 0);
+        let oldest = today - chrono::Duration::days(DAYS_IN_MEMORY as i64);
+        self.lease.retain(|date, _| *date >= oldest);
     }
 
     fn used(&self, date: NaiveDate) -> u64 {
@@ -106,6 +140,10 @@ pub struct Counters {
     /// Cluster mode: this node's proposed batches not yet applied here, by
     /// sequence. Their tokens are still in `local`.
     inflight: Mutex<BTreeMap<u64, Vec<UsageDelta>>>,
+    /// Cluster mode: leases wanted, for the lease task to propose.
+    wants: Mutex<BTreeMap<(ChannelId, NaiveDate), LeaseWant>>,
+    /// Wakes the lease task when a lease is wanted.
+    wanted: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Counters {
@@ -187,20 +225,38 @@ impl Counters {
         now: DateTime<Utc>,
     ) -> Result<Reservation, Capped> {
         let date = day::date_in(cap.zone, now);
-        let voters = self.voters.load(Ordering::Relaxed);
+        let cluster = self.is_cluster();
         let mut admitted = true;
+        let mut want = false;
         self.with_channel(channel_id, |days| {
             let replicated = days.used.get(&date).copied().unwrap_or(0);
             let local = days.local.get(&date).copied().unwrap_or(0);
+            let lease = days.lease.get(&date).copied().unwrap_or_default();
             let reserved = days.reserved.entry(date).or_default();
-            let headroom = cap.limit.saturating_sub(replicated);
             let refuse = if cap.limit == 0 {
                 false
-            } else if let Some(share) = headroom.checked_div(voters) {
-                // Cluster mode, the implicit lease: this node's share of the
-                // headroom, or one request when nothing of it is in flight.
+            } else if cluster {
+                // Cluster mode, the replicated lease: what this node has
+                // counted but not replicated, plus its reservations, must
+                // stay below its unspent grant. A request admitted below
+                // it may end above it by at most its own size, so the
+                // cluster overshoots by at most one request per node.
                 let mine = local.saturating_add(*reserved);
-                headroom == 0 || mine >= headroom || (mine >= share && mine > 0)
+                let remaining = lease.remaining();
+                let refuse = replicated >= cap.limit || mine >= remaining;
+                let after = if refuse {
+                    mine
+                } else {
+                    mine.saturating_add(estimate)
+                };
+                // Ask for more before it runs out, unless the last grant
+                // under this limit found no headroom left.
+                let left = remaining.saturating_sub(after);
+                let low = left < estimate.saturating_mul(2).max(1) || left < remaining / 2;
+                want = low
+                    && replicated < cap.limit
+                    && (lease.dry_limit == 0 || cap.limit > lease.dry_limit);
+                refuse
             } else {
                 replicated.saturating_add(*reserved) >= cap.limit
             };
@@ -210,6 +266,14 @@ impl Counters {
                 *reserved = reserved.saturating_add(estimate);
             }
         });
+        if want {
+            self.want_lease(LeaseWant {
+                channel_id,
+                date,
+                tokens: estimate.saturating_mul(2).max(1),
+                limit: cap.limit,
+            });
+        }
         if admitted {
             Ok(Reservation {
                 channel_id,
@@ -306,6 +370,7 @@ impl Counters {
         self.with_channel(channel_id, |days| {
             days.used.insert(date, 0);
             days.local.remove(&date);
+            days.lease.remove(&date);
         });
         if let Ok(mut pending) = self.pending.lock() {
             pending.remove(&(channel_id, date));
@@ -363,7 +428,11 @@ impl Counters {
     /// state machine. Adds `deltas` to the replicated count; if the batch is
     /// this node's own (`own_sequence`) and still in flight, its tokens leave
     /// `local` in the same critical section, so they are counted exactly once.
+    ///
+    /// A batch of this node's (`own_sequence` is set) also counts against
+    /// this node's lease, as the state machine attributes it.
     pub fn apply_replicated(&self, deltas: &[UsageDelta], own_sequence: Option<u64>) {
+        let mine = own_sequence.is_some();
         let own = own_sequence
             .and_then(|sequence| self.inflight.lock().ok()?.remove(&sequence))
             .is_some();
@@ -371,6 +440,10 @@ impl Counters {
             self.with_channel(delta.channel_id, |days| {
                 let used = days.used.entry(delta.date).or_default();
                 *used = used.saturating_add(delta.tokens);
+                if mine && delta.tokens > 0 {
+                    let lease = days.lease.entry(delta.date).or_default();
+                    lease.used = lease.used.saturating_add(delta.tokens);
+                }
                 if own && let Some(local) = days.local.get_mut(&delta.date) {
                     *local = local.saturating_sub(delta.tokens);
                 }
@@ -408,6 +481,119 @@ impl Counters {
             });
         }
         self.load(counts);
+    }
+
+    /// Cluster mode: this node's lease on a channel's day, as a committed
+    /// `GrantLease` left it (`added` = what that grant added under `limit`).
+    pub fn set_lease(
+        &self,
+        channel_id: ChannelId,
+        date: NaiveDate,
+        granted: u64,
+        used: u64,
+        added: u64,
+        limit: u64,
+    ) {
+        self.with_channel(channel_id, |days| {
+            let lease = days.lease.entry(date).or_default();
+            lease.granted = granted;
+            lease.used = used;
+            lease.dry_limit = if added == 0 { limit.max(1) } else { 0 };
+        });
+    }
+
+    /// Cluster mode, at start-up and after a snapshot install: this node's
+    /// leases are replaced by `leases` (channel, date, granted, used).
+    pub fn load_leases(&self, leases: Vec<(ChannelId, NaiveDate, u64, u64)>) {
+        let ids: Vec<ChannelId> = self
+            .channels
+            .read()
+            .map(|channels| channels.keys().copied().collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.with_channel(id, |days| days.lease.clear());
+        }
+        for (channel_id, date, granted, used) in leases {
+            self.with_channel(channel_id, |days| {
+                days.lease.insert(
+                    date,
+                    OwnLease {
+                        granted,
+                        used,
+                        dry_limit: 0,
+                    },
+                );
+            });
+        }
+    }
+
+    /// This node's (granted, replicated usage) lease on a channel's day.
+    pub fn lease(&self, channel_id: ChannelId, date: NaiveDate) -> (u64, u64) {
+        self.existing(channel_id)
+            .and_then(|days| {
+                let days = days.lock().ok()?;
+                let lease = days.lease.get(&date)?;
+                Some((lease.granted, lease.used))
+            })
+            .unwrap_or((0, 0))
+    }
+
+    /// Cluster mode: the lease this node should wait for before routing to
+    /// a capped channel, if it has never been granted one for the
+    /// channel's current day and one may still be had (a cold start). The
+    /// want is registered, so the lease task asks for it.
+    pub fn cold_lease(
+        &self,
+        channel_id: ChannelId,
+        cap: Cap,
+        estimate: u64,
+        now: DateTime<Utc>,
+    ) -> Option<LeaseWant> {
+        if cap.limit == 0 || !self.is_cluster() {
+            return None;
+        }
+        let date = day::date_in(cap.zone, now);
+        let cold = match self.existing(channel_id) {
+            None => true,
+            Some(days) => {
+                let days = days.lock().ok()?;
+                let lease = days.lease.get(&date).copied().unwrap_or_default();
+                let replicated = days.used.get(&date).copied().unwrap_or(0);
+                lease.granted == 0 && lease.dry_limit == 0 && replicated < cap.limit
+            }
+        };
+        cold.then(|| {
+            let want = LeaseWant {
+                channel_id,
+                date,
+                tokens: estimate.saturating_mul(2).max(1),
+                limit: cap.limit,
+            };
+            self.want_lease(want);
+            want
+        })
+    }
+
+    fn want_lease(&self, want: LeaseWant) {
+        if let Ok(mut wants) = self.wants.lock() {
+            let entry = wants.entry((want.channel_id, want.date)).or_insert(want);
+            entry.tokens = entry.tokens.max(want.tokens);
+            entry.limit = want.limit;
+        }
+        self.wanted.notify_one();
+    }
+
+    /// Cluster mode: waits until a lease is wanted.
+    pub async fn lease_wanted(&self) {
+        self.wanted.notified().await;
+    }
+
+    /// Cluster mode: takes the leases wanted since the last call.
+    pub fn take_lease_wants(&self) -> Vec<LeaseWant> {
+        self.wants
+            .lock()
+            .map(|mut wants| std::mem::take(&mut *wants).into_values().collect())
+            .unwrap_or_default()
     }
 
     /// Cluster mode: tokens counted here and not yet replicated (pending
@@ -590,30 +776,69 @@ mod cluster_tests {
         assert_eq!(counters.view(ONE, Tz::UTC, noon()).used, 1000);
     }
 
-    /// The lease: a node admits while its local tokens stay below
-    /// headroom / voters, plus one request when nothing is in flight.
+    fn date() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
+    }
+
+    /// The replicated lease: without a grant nothing is admitted (and a
+    /// lease is wanted); with one, a node admits while local + reserved
+    /// stays below its unspent grant, which its own replicated batches
+    /// spend and other nodes' batches do not.
     #[test]
-    fn each_node_admits_its_share_of_the_headroom() {
+    fn admission_stays_within_the_lease() {
         let counters = Counters::new();
         counters.set_cluster_voters(3);
-        counters.apply_replicated(&[delta(17_000)], None);
-        // headroom 3000, share 1000.
+        assert!(counters.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
+        let wants = counters.take_lease_wants();
+        assert_eq!(wants.len(), 1);
+        assert_eq!((wants[0].tokens, wants[0].limit), (1600, 20_000));
+        counters.set_lease(ONE, date(), 1000, 0, 1000, 20_000);
+        // 0 < 1000: one request; 800 < 1000: a second; 1600 ≥ 1000: no more.
         let first = counters.try_reserve(ONE, cap(20_000), 800, noon()).unwrap();
         let second = counters.try_reserve(ONE, cap(20_000), 800, noon()).unwrap();
         assert!(counters.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
         counters.release(second);
         counters.count(ONE, Tz::UTC, 800, Some(first), noon());
-        // 800 local < 1000: one more.
+        // Another node's usage does not spend this node's lease.
+        counters.apply_replicated(&[delta(5_000)], None);
         let third = counters.try_reserve(ONE, cap(20_000), 800, noon()).unwrap();
         counters.release(third);
-        // Nothing local in flight: one request even past the share.
-        let fresh = Counters::new();
-        fresh.set_cluster_voters(3);
-        fresh.apply_replicated(&[delta(19_999)], None);
-        let only = fresh.try_reserve(ONE, cap(20_000), 800, noon()).unwrap();
-        assert!(fresh.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
-        fresh.release(only);
-        fresh.apply_replicated(&[delta(1)], None);
-        assert!(fresh.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
+        // This node's own batch moves local to replicated and spends the lease.
+        let deltas = counters.take_pending();
+        counters.begin_batch(1, deltas.clone());
+        counters.apply_replicated(&deltas, Some(1));
+        assert_eq!(counters.lease(ONE, date()), (1000, 800));
+        let fourth = counters.try_reserve(ONE, cap(20_000), 800, noon()).unwrap();
+        assert!(counters.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
+        counters.release(fourth);
+        // Never once the replicated count reached the limit.
+        counters.set_lease(ONE, date(), 10_000, 800, 9_000, 20_000);
+        counters.apply_replicated(&[delta(14_200)], None);
+        assert!(counters.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
+    }
+
+    /// A grant that found no headroom stops further asking under that
+    /// limit; a higher limit asks again. A reset drops the day's lease.
+    #[test]
+    fn a_dry_lease_is_not_asked_again() {
+        let counters = Counters::new();
+        counters.set_cluster_voters(3);
+        counters.set_lease(ONE, date(), 0, 0, 0, 20_000);
+        assert!(counters.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
+        assert!(counters.take_lease_wants().is_empty());
+        assert!(counters.try_reserve(ONE, cap(30_000), 800, noon()).is_err());
+        assert_eq!(counters.take_lease_wants().len(), 1);
+        counters.set_lease(ONE, date(), 5_000, 0, 5_000, 30_000);
+        counters.reset(ONE, date());
+        assert_eq!(counters.lease(ONE, date()), (0, 0));
+    }
+
+    /// A single node never leases.
+    #[test]
+    fn single_node_needs_no_lease() {
+        let counters = Counters::new();
+        let only = counters.try_reserve(ONE, cap(1000), 800, noon()).unwrap();
+        counters.release(only);
+        assert!(counters.take_lease_wants().is_empty());
     }
 }

@@ -97,6 +97,38 @@ impl Demand {
     }
 }
 
+/// How long a request may wait for this node's first lease on a capped
+/// channel's day (cluster mode, cold start only; afterwards leases are
+/// topped up ahead of need and requests never wait for raft).
+const COLD_LEASE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Cluster mode: before routing, waits (at most `COLD_LEASE_WAIT`) until
+/// this node holds a lease for every capped candidate it has none for
+/// today, so a cold node does not refuse what the cluster has headroom for.
+/// Returns at once on a single node or when every lease is warm.
+pub async fn warm_leases(state: &AppState, route: &Route, demand: Demand) {
+    if !state.counters.is_cluster() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let now = state.clock.now();
+        let cold = route
+            .entries()
+            .filter(|entry| {
+                state
+                    .counters
+                    .cold_lease(entry.channel.id, entry.cap, demand.estimate(entry), now)
+                    .is_some()
+            })
+            .count();
+        if cold == 0 || started.elapsed() >= COLD_LEASE_WAIT {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// The affinity a request arrived with, and the channel it points to.
 pub struct Preferred<'r> {
     pub key: AffinityKey,

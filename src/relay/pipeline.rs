@@ -72,6 +72,7 @@ pub async fn serve(
         .get(affinity::SESSION_HEADER)
         .and_then(|value| value.to_str().ok());
     let source = parsed.affinity.as_deref().or(session);
+    super::dispatch::warm_leases(state, candidates.route(), parsed.demand).await;
     let dispatch = Dispatch::new(
         state,
         candidates.route(),

@@ -125,6 +125,7 @@ pub async fn realtime(
         prompt: 0,
         completion: None,
     };
+    super::dispatch::warm_leases(&state, candidates.route(), demand).await;
     let dispatch = Dispatch::new(&state, candidates.route(), demand, request_id.as_str());
     let beta = beta_header(&headers);
     let session = Session {

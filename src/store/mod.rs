@@ -318,6 +318,9 @@ fn apply_in(connection: &Connection, command: Command) -> Result<Applied, Error>
         Command::AddUsage { .. } | Command::ResetUsage { .. } => Err(Error::Task(
             "usage commands are not applied to SQLite".to_string(),
         )),
+        Command::GrantLease { .. } => {
+            Err(Error::Task("leases exist only in cluster mode".to_string()))
+        }
     }
 }
 

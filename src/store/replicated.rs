@@ -24,12 +24,19 @@ use rusqlite::{Connection, Transaction, params};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
 use super::{Error, Store, apply_in, counters};
 use crate::command::{Applied, Command};
 use crate::daily::UsageDelta;
+use crate::model::ChannelId;
 
 const APPLIED_KEY: &[u8] = b"raft:applied";
 const ORIGIN_PREFIX: &str = "raft:origin:";
+/// `raft:lease:{channel}:{yyyymmdd}` → JSON `{node: [granted, used]}`.
+const LEASE_PREFIX: &str = "raft:lease:";
 /// The config tables a snapshot carries, in insert order.
 const CONFIG_TABLES: &[&str] = &["channels", "tokens", "settings"];
 
@@ -42,11 +49,31 @@ pub struct ReplicatedEntry {
     pub commands: Vec<Command>,
 }
 
+/// One node's lease on one channel's day, as the replicated state keeps it:
+/// `granted` in all, and `used` = the replicated usage that came in this
+/// node's batches. Its outstanding grant is `granted − used` (0 if below).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub channel_id: ChannelId,
+    pub date: NaiveDate,
+    pub node_id: u64,
+    pub granted: u64,
+    pub used: u64,
+    /// Set on the lease a `GrantLease` reports: what that command added
+    /// (0: no headroom left) and the limit it was asked under.
+    #[serde(default)]
+    pub added: u64,
+    #[serde(default)]
+    pub limit: u64,
+}
+
 /// What applying one entry produced.
 #[derive(Debug)]
 pub struct EntryOutcome {
     /// The entry's origin had already been applied; nothing changed.
     pub duplicate: bool,
+    /// The leases this entry's `GrantLease` commands left, in order.
+    pub leases: Vec<Lease>,
     /// One result per command. Errors here are deterministic (every node
     /// gets the same one), so they are answers, not failures.
     pub results: Vec<Result<Applied, Error>>,
@@ -81,6 +108,9 @@ pub struct ReplicatedState {
     pub counters: Vec<UsageDelta>,
     /// `(node_id, highest applied sequence)`.
     pub origins: Vec<(u64, u64)>,
+    /// Every node's lease per channel and day (same days as `counters`).
+    #[serde(default)]
+    pub leases: Vec<Lease>,
 }
 
 impl Store {
@@ -95,11 +125,13 @@ impl Store {
         let tree = self.counters.clone();
         self.write(move |connection| {
             ensure_table(connection)?;
-            let duplicates = apply_usage(&tree, &entries)?;
+            let applied = apply_usage(&tree, &entries)?;
             let transaction = connection.transaction()?;
             let mut outcomes = Vec::with_capacity(entries.len());
-            for (entry, duplicate) in entries.into_iter().zip(duplicates) {
-                outcomes.push(apply_config(&transaction, entry, duplicate)?);
+            for (entry, (duplicate, leases)) in entries.into_iter().zip(applied) {
+                let mut outcome = apply_config(&transaction, entry, duplicate)?;
+                outcome.leases = leases;
+                outcomes.push(outcome);
             }
             write_raft_state(&transaction, &raft_state)?;
             transaction.commit()?;
@@ -114,6 +146,15 @@ impl Store {
             .into_iter()
             .find(|(id, _)| *id == node)
             .map_or(0, |(_, sequence)| sequence))
+    }
+
+    /// Every lease `node` holds (for its counters at start-up and after a
+    /// snapshot install).
+    pub fn leases_of(&self, node: u64) -> Result<Vec<Lease>, Error> {
+        Ok(read_leases(&self.counters)?
+            .into_iter()
+            .filter(|lease| lease.node_id == node)
+            .collect())
     }
 
     /// The `raft_state` rows (empty on a node that never applied an entry).
@@ -141,20 +182,25 @@ impl Store {
             let sequences = read_sequences(&transaction)?;
             let all = counters::since(&tree, chrono::NaiveDate::MIN)?;
             let newest = all.iter().map(|delta| delta.date).max();
-            let counters = match newest {
-                Some(newest) => {
-                    let cutoff = newest - chrono::Duration::days(days.saturating_sub(1));
-                    all.into_iter()
-                        .filter(|delta| delta.date >= cutoff)
-                        .collect()
-                }
+            let cutoff =
+                newest.map(|newest| newest - chrono::Duration::days(days.saturating_sub(1)));
+            let counters = match cutoff {
+                Some(cutoff) => all
+                    .into_iter()
+                    .filter(|delta| delta.date >= cutoff)
+                    .collect(),
                 None => Vec::new(),
             };
+            let leases = read_leases(&tree)?
+                .into_iter()
+                .filter(|lease| cutoff.is_none_or(|cutoff| lease.date >= cutoff))
+                .collect();
             Ok(ReplicatedState {
                 tables,
                 sequences,
                 counters,
                 origins: read_origins(&tree)?,
+                leases,
             })
         })
         .await
@@ -204,11 +250,51 @@ fn write_raft_state(connection: &Connection, rows: &[(String, String)]) -> Resul
     Ok(())
 }
 
+/// Commands applied to sled (counts and leases), not to SQLite.
 fn is_usage(command: &Command) -> bool {
     matches!(
         command,
-        Command::AddUsage { .. } | Command::ResetUsage { .. }
+        Command::AddUsage { .. } | Command::ResetUsage { .. } | Command::GrantLease { .. }
     )
+}
+
+fn lease_key(channel_id: ChannelId, date: NaiveDate) -> String {
+    format!("{LEASE_PREFIX}{}:{}", channel_id.0, date.format("%Y%m%d"))
+}
+
+/// One channel-day's leases: node → (granted, used).
+pub type LeaseMap = BTreeMap<u64, (u64, u64)>;
+
+fn decode_leases(bytes: &[u8]) -> Result<LeaseMap, Error> {
+    serde_json::from_slice(bytes).map_err(|error| Error::Corrupt(format!("lease record: {error}")))
+}
+
+fn encode_leases(map: &LeaseMap) -> Vec<u8> {
+    serde_json::to_vec(map).unwrap_or_default()
+}
+
+fn read_lease_map(
+    tx: &TransactionalTree,
+    key: &str,
+) -> Result<LeaseMap, ConflictableTransactionError<Error>> {
+    match tx.get(key.as_bytes())? {
+        Some(bytes) => decode_leases(&bytes).map_err(ConflictableTransactionError::Abort),
+        None => Ok(LeaseMap::new()),
+    }
+}
+
+/// What a `GrantLease` adds: at least `tokens` (or a `1/(2·voters)` share
+/// of the free headroom if larger), never more than the free headroom
+/// `limit − replicated − Σ outstanding`, where a node's outstanding grant
+/// is its grant minus the replicated usage of its own batches. So the
+/// grants never add up to more than the limit.
+pub fn lease_grant(map: &LeaseMap, replicated: u64, tokens: u64, limit: u64, voters: u64) -> u64 {
+    let outstanding = map.values().fold(0u64, |sum, (granted, used)| {
+        sum.saturating_add(granted.saturating_sub(*used))
+    });
+    let free = limit.saturating_sub(replicated).saturating_sub(outstanding);
+    let share = free / voters.max(1).saturating_mul(2);
+    tokens.max(share).min(free)
 }
 
 fn decode_u64(bytes: &[u8]) -> u64 {
@@ -219,8 +305,12 @@ fn origin_key(node_id: u64) -> String {
     format!("{ORIGIN_PREFIX}{node_id}")
 }
 
-/// The sled half of a batch: returns which entries were duplicates.
-fn apply_usage(tree: &sled::Tree, entries: &[ReplicatedEntry]) -> Result<Vec<bool>, Error> {
+/// The sled half of a batch: returns, per entry, whether it was a duplicate
+/// and the leases its `GrantLease` commands left.
+fn apply_usage(
+    tree: &sled::Tree,
+    entries: &[ReplicatedEntry],
+) -> Result<Vec<(bool, Vec<Lease>)>, Error> {
     let applied = tree.get(APPLIED_KEY)?.map(|bytes| decode_u64(&bytes));
     let fresh = |entry: &ReplicatedEntry| applied.is_none_or(|mark| entry.index > mark);
     // Only entries that touch sled move its mark, so config-only batches
@@ -234,12 +324,14 @@ fn apply_usage(tree: &sled::Tree, entries: &[ReplicatedEntry]) -> Result<Vec<boo
         .max()
     else {
         // Every entry is a replay whose usage part is already in sled.
-        return Ok(vec![false; entries.len()]);
+        return Ok(entries.iter().map(|_| (false, Vec::new())).collect());
     };
     let result = tree.transaction(|tx| {
         let mut duplicates = Vec::with_capacity(entries.len());
         for entry in entries {
-            duplicates.push(fresh(entry) && apply_entry_usage(tx, entry)?);
+            let mut leases = Vec::new();
+            let duplicate = fresh(entry) && apply_entry_usage(tx, entry, &mut leases)?;
+            duplicates.push((duplicate, leases));
         }
         tx.insert(APPLIED_KEY, &last.to_be_bytes())?;
         Ok(duplicates)
@@ -257,6 +349,7 @@ fn apply_usage(tree: &sled::Tree, entries: &[ReplicatedEntry]) -> Result<Vec<boo
 fn apply_entry_usage(
     tx: &TransactionalTree,
     entry: &ReplicatedEntry,
+    leases: &mut Vec<Lease>,
 ) -> Result<bool, ConflictableTransactionError<Error>> {
     if let Some((node_id, sequence)) = entry.origin {
         let key = origin_key(node_id);
@@ -276,6 +369,16 @@ fn apply_entry_usage(
                         .map_or(0, |bytes| decode_u64(&bytes));
                     let total = old.saturating_add(delta.tokens);
                     tx.insert(key.as_bytes(), &total.to_be_bytes())?;
+                    // Attribute the usage to the batch's node, for its lease.
+                    if let Some((node_id, _)) = entry.origin
+                        && delta.tokens > 0
+                    {
+                        let key = lease_key(delta.channel_id, delta.date);
+                        let mut map = read_lease_map(tx, &key)?;
+                        let slot = map.entry(node_id).or_default();
+                        slot.1 = slot.1.saturating_add(delta.tokens);
+                        tx.insert(key.as_bytes(), encode_leases(&map))?;
+                    }
                 }
             }
             Command::ResetUsage {
@@ -283,6 +386,35 @@ fn apply_entry_usage(
             } => {
                 let key = counters::key(*channel_id, *date);
                 tx.insert(key.as_bytes(), &0u64.to_be_bytes())?;
+                tx.remove(lease_key(*channel_id, *date).as_bytes())?;
+            }
+            Command::GrantLease {
+                channel_id,
+                date,
+                node_id,
+                tokens,
+                limit,
+                voters,
+            } => {
+                let replicated = tx
+                    .get(counters::key(*channel_id, *date).as_bytes())?
+                    .map_or(0, |bytes| decode_u64(&bytes));
+                let key = lease_key(*channel_id, *date);
+                let mut map = read_lease_map(tx, &key)?;
+                let added = lease_grant(&map, replicated, *tokens, *limit, *voters);
+                let slot = map.entry(*node_id).or_default();
+                slot.0 = slot.0.saturating_add(added);
+                let (granted, used) = *slot;
+                tx.insert(key.as_bytes(), encode_leases(&map))?;
+                leases.push(Lease {
+                    channel_id: *channel_id,
+                    date: *date,
+                    node_id: *node_id,
+                    granted,
+                    used,
+                    added,
+                    limit: *limit,
+                });
             }
             _ => {}
         }
@@ -301,6 +433,7 @@ fn apply_config(
     if duplicate {
         return Ok(EntryOutcome {
             duplicate,
+            leases: Vec::new(),
             results: Vec::new(),
         });
     }
@@ -316,7 +449,11 @@ fn apply_config(
             results.push(apply_one(transaction, command)?);
         }
     }
-    Ok(EntryOutcome { duplicate, results })
+    Ok(EntryOutcome {
+        duplicate,
+        leases: Vec::new(),
+        results,
+    })
 }
 
 /// Applies one config command in a savepoint, so a failed command leaves
@@ -369,6 +506,37 @@ fn read_origins(tree: &sled::Tree) -> Result<Vec<(u64, u64)>, Error> {
     Ok(origins)
 }
 
+fn read_leases(tree: &sled::Tree) -> Result<Vec<Lease>, Error> {
+    let mut leases = Vec::new();
+    for item in tree.scan_prefix(LEASE_PREFIX) {
+        let (key, value) = item?;
+        let (channel, date) = std::str::from_utf8(&key)
+            .ok()
+            .and_then(|text| text.strip_prefix(LEASE_PREFIX))
+            .and_then(|text| text.split_once(':'))
+            .ok_or_else(|| Error::Corrupt("bad lease key".to_string()))?;
+        let channel_id = ChannelId(
+            channel
+                .parse()
+                .map_err(|_| Error::Corrupt("bad lease key".to_string()))?,
+        );
+        let date = NaiveDate::parse_from_str(date, "%Y%m%d")
+            .map_err(|_| Error::Corrupt("bad lease key".to_string()))?;
+        for (node_id, (granted, used)) in decode_leases(&value)? {
+            leases.push(Lease {
+                channel_id,
+                date,
+                node_id,
+                granted,
+                used,
+                added: 0,
+                limit: 0,
+            });
+        }
+    }
+    Ok(leases)
+}
+
 fn replace_counters(
     tree: &sled::Tree,
     state: &ReplicatedState,
@@ -387,6 +555,16 @@ fn replace_counters(
     }
     for (node_id, sequence) in &state.origins {
         batch.insert(origin_key(*node_id).as_bytes(), &sequence.to_be_bytes());
+    }
+    let mut leases: BTreeMap<(ChannelId, NaiveDate), LeaseMap> = BTreeMap::new();
+    for lease in &state.leases {
+        leases
+            .entry((lease.channel_id, lease.date))
+            .or_default()
+            .insert(lease.node_id, (lease.granted, lease.used));
+    }
+    for ((channel_id, date), map) in &leases {
+        batch.insert(lease_key(*channel_id, *date).as_bytes(), encode_leases(map));
     }
     if let Some(index) = applied_index {
         batch.insert(APPLIED_KEY, &index.to_be_bytes());
@@ -493,5 +671,29 @@ impl From<SqlValue> for rusqlite::types::Value {
             SqlValue::Text(text) => Value::Text(text),
             SqlValue::Blob(bytes) => Value::Blob(bytes),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grant is at least the asked amount or a 1/(2N) share of the free
+    /// headroom, never more than the free headroom: limit − replicated −
+    /// Σ outstanding (grant − own replicated usage, floored at 0).
+    #[test]
+    fn grants_never_exceed_the_free_headroom() {
+        let mut map = LeaseMap::new();
+        // Empty: free 20,000, share 20,000 / 6.
+        assert_eq!(lease_grant(&map, 0, 1600, 20_000, 3), 3333);
+        map.insert(1, (3333, 0));
+        map.insert(2, (3000, 4000));
+        // Node 2 overshot its grant: outstanding 0, its usage in replicated.
+        // free = 20,000 − 4,000 − 3,333 = 12,667; share 2,111.
+        assert_eq!(lease_grant(&map, 4000, 1600, 20_000, 3), 2111);
+        // Near the end the asked minimum wins, clamped to what is free.
+        assert_eq!(lease_grant(&map, 15_000, 1600, 20_000, 3), 1600);
+        assert_eq!(lease_grant(&map, 16_000, 1600, 20_000, 3), 667);
+        assert_eq!(lease_grant(&map, 17_000, 1600, 20_000, 3), 0);
     }
 }

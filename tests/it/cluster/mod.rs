@@ -9,6 +9,7 @@
 mod failover;
 mod forming;
 mod harness;
+mod overshoot;
 mod partition;
 mod secret;
 mod snapshot;
