@@ -5,13 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+# --all-features also lints and type-checks the optional `otel` feature.
+cargo clippy --locked --all-targets --all-features -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
   # Same targets as `cargo test --all-targets`, one process per test.
   cargo nextest run --locked --all-targets --no-fail-fast
 else
   cargo test --locked --all-targets --no-fail-fast
 fi
+# Fuzzing smoke run (fuzz/, needs only stable Rust): every cargo-fuzz
+# target on a copy of its seeds; unoptimized and short to keep CI quick.
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" FUZZ_BUILD="${FUZZ_BUILD:-dev}" fuzz/smoke.sh
+# Packaging (packaging/): lint the Dockerfile, the compose file and the
+# systemd unit, then build and run the exact binary the Dockerfile builds.
+SLUICEGATE_CHECK_DIST="${SLUICEGATE_CHECK_DIST:-1}" packaging/check.sh
 # The real-client suite: official Python SDKs against the real binary, in a
 # virtualenv it creates from PyPI (needs python3 and pip).
 tests/clients/run.sh

@@ -5,6 +5,10 @@
 //! SHA-256 is kept in memory. If the file changes on disk (after
 //! `sluicegate admin-token --rotate`), the running server notices on the next
 //! check and reloads it, so rotation needs no restart.
+//!
+//! In a cluster the token is replicated as its hash (`Command::SetAdminToken`):
+//! once the cluster has one, that hash is the one every node accepts, and
+//! a rotation on any node (the file changing) is proposed to all of them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +25,8 @@ pub const TOKEN_FILE: &str = "admin-token";
 pub struct AdminAuth {
     source: Source,
     current: Mutex<Current>,
+    /// Cluster mode: the replicated hash, which wins over `current` once set.
+    replicated: Mutex<Option<[u8; 32]>>,
 }
 
 enum Source {
@@ -31,6 +37,8 @@ enum Source {
 struct Current {
     hash: [u8; 32],
     modified: Option<SystemTime>,
+    /// The file changed since [`AdminAuth::take_rotation`] last looked.
+    rotated: bool,
 }
 
 impl AdminAuth {
@@ -43,7 +51,9 @@ impl AdminAuth {
                 current: Mutex::new(Current {
                     hash: digest(token),
                     modified: None,
+                    rotated: false,
                 }),
+                replicated: Mutex::new(None),
             });
         }
         let path = data_dir.join(TOKEN_FILE);
@@ -57,7 +67,9 @@ impl AdminAuth {
             current: Mutex::new(Current {
                 hash: digest(&token),
                 modified,
+                rotated: false,
             }),
+            replicated: Mutex::new(None),
         })
     }
 
@@ -75,6 +87,21 @@ impl AdminAuth {
     /// node that shares the token, so their sessions are interchangeable.
     pub fn token_digest(&self) -> [u8; 32] {
         self.reload_if_changed();
+        self.effective()
+    }
+
+    /// The hash in force: the cluster's once replicated, else this node's.
+    fn effective(&self) -> [u8; 32] {
+        let replicated = match self.replicated.lock() {
+            Ok(replicated) => *replicated,
+            Err(poisoned) => *poisoned.into_inner(),
+        };
+        replicated.unwrap_or_else(|| self.local_digest())
+    }
+
+    /// The SHA-256 of this node's own token (env or file), whatever the
+    /// cluster's is.
+    pub fn local_digest(&self) -> [u8; 32] {
         match self.current.lock() {
             Ok(current) => current.hash,
             // Nothing panics while holding the lock; the data is intact anyway.
@@ -82,11 +109,42 @@ impl AdminAuth {
         }
     }
 
-    fn matches(&self, presented: &[u8; 32]) -> bool {
-        match self.current.lock() {
-            Ok(current) => constant_time_eq(&current.hash, presented),
-            Err(_) => false,
+    /// Whether this node's token came from `SLUICEGATE_ADMIN_TOKEN`.
+    pub fn from_env(&self) -> bool {
+        matches!(self.source, Source::Env)
+    }
+
+    /// Cluster mode: installs the replicated hash (applied from the log).
+    pub fn set_replicated(&self, hash: [u8; 32]) {
+        match self.replicated.lock() {
+            Ok(mut replicated) => *replicated = Some(hash),
+            Err(poisoned) => *poisoned.into_inner() = Some(hash),
         }
+    }
+
+    /// The replicated hash, if the cluster has one.
+    pub fn replicated(&self) -> Option<[u8; 32]> {
+        self.replicated
+            .lock()
+            .ok()
+            .and_then(|replicated| *replicated)
+    }
+
+    /// Cluster mode: the new local hash if the token file was rotated since
+    /// the last call (which clears the mark), so the rotation can be
+    /// proposed to every node.
+    pub fn take_rotation(&self) -> Option<[u8; 32]> {
+        self.reload_if_changed();
+        let mut current = self.current.lock().ok()?;
+        if !current.rotated {
+            return None;
+        }
+        current.rotated = false;
+        Some(current.hash)
+    }
+
+    fn matches(&self, presented: &[u8; 32]) -> bool {
+        constant_time_eq(&self.effective(), presented)
     }
 
     /// Re-reads the token file if its modification time moved. Returns
@@ -107,6 +165,7 @@ impl AdminAuth {
         *current = Current {
             hash: digest(&token),
             modified,
+            rotated: true,
         };
         true
     }

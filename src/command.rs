@@ -80,6 +80,18 @@ pub enum Command {
         limit: u64,
         voters: u64,
     },
+    /// Cluster mode: the admin token every node accepts, as the hex
+    /// SHA-256 of the token (never the token). Proposed by a node whose
+    /// token file was rotated (`if_unset: false`), and by every node at
+    /// start (`if_unset: true` for a file token, so the first node's token
+    /// becomes the cluster's and later starts don't flip it; `false` for
+    /// `SLUICEGATE_ADMIN_TOKEN`, which states the admin's intent).
+    SetAdminToken {
+        sha256: String,
+        if_unset: bool,
+        node_id: u64,
+        at: DateTime<Utc>,
+    },
     /// Changes runtime settings (`PATCH /api/settings`): the fields the
     /// patch sets are stored and win over the start-up configuration.
     UpdateSettings {
@@ -106,6 +118,7 @@ impl Command {
             Command::AddUsage { .. }
             | Command::ResetUsage { .. }
             | Command::GrantLease { .. }
+            | Command::SetAdminToken { .. }
             | Command::UpdateSettings { .. } => false,
         }
     }

@@ -50,6 +50,14 @@ pub struct Config {
     /// Cluster mode (`--node-id` and friends); `None` runs a single node
     /// and nothing of the cluster starts.
     pub cluster: Option<ClusterConfig>,
+    /// A file holding a token that may read `GET /metrics` (besides the
+    /// admin token); read on each scrape, so replacing it rotates it.
+    pub metrics_token_file: Option<PathBuf>,
+    /// `GET /metrics` needs no token at all.
+    pub metrics_public: bool,
+    /// Where to export OpenTelemetry traces (OTLP over HTTP), with the
+    /// `otel` cargo feature only; `None`: no export.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The cluster flags, validated together: all four of node id, listen
@@ -64,6 +72,20 @@ pub struct ClusterConfig {
     pub secret_file: PathBuf,
     /// How often this node proposes its counter deltas.
     pub batch_interval: Duration,
+    /// TLS for internal RPC, when the three files are given.
+    pub tls: Option<ClusterTlsConfig>,
+}
+
+/// `--cluster-tls-cert`, `--cluster-tls-key` and `--cluster-tls-ca`: the
+/// PEM files for TLS on internal RPC. Every node serves its certificate
+/// and checks its peers' against the CA; the shared secret still signs
+/// every request, so TLS adds confidentiality (channel keys travel in
+/// replicated commands) on top of authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// The default `--cluster-batch-interval`.
@@ -87,6 +109,9 @@ impl Default for Config {
             auto_disable_rules: crate::health::default_rules(),
             channel_test_interval: None,
             cluster: None,
+            metrics_token_file: None,
+            metrics_public: false,
+            otlp_endpoint: None,
         }
     }
 }
@@ -112,6 +137,9 @@ impl std::fmt::Debug for Config {
             .field("auto_disable_rules", &self.auto_disable_rules)
             .field("channel_test_interval", &self.channel_test_interval)
             .field("cluster", &self.cluster)
+            .field("metrics_token_file", &self.metrics_token_file)
+            .field("metrics_public", &self.metrics_public)
+            .field("otlp_endpoint", &self.otlp_endpoint)
             .finish()
     }
 }

@@ -19,10 +19,14 @@
 //! - `health` auto-disables channels on a 401 or an exhausted quota, tests
 //!   channels, and re-enables them when a test succeeds.
 //! - `clock` injects time, so tests can cross midnight.
+//! - `import` carries channels and API keys over from a new-api or one-api
+//!   database (`sluicegate import new-api`), offline, through `Command`s.
 //! - `runtime` holds the settings an admin may change at run time (zone,
 //!   retries, timeouts, auto-disable rules); they win over the config file.
 //! - `session` signs the web UI's session cookies and CSRF tokens, and
 //!   rate-limits wrong admin tokens per client IP.
+//! - `metrics` serves `/metrics` (Prometheus), `/healthz` and `/readyz`,
+//!   and exports OpenTelemetry traces with the `otel` feature.
 //! - `ui` serves the embedded web UI (`assets/ui`), with an SPA fallback.
 //! - `cluster` replicates commands with openraft; not wired into the server yet.
 
@@ -35,9 +39,13 @@ pub mod command;
 pub mod config;
 pub mod daily;
 pub mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod health;
 pub mod i18n;
+pub mod import;
 pub mod logsink;
+pub mod metrics;
 pub mod model;
 pub mod relay;
 pub mod routing;
@@ -55,13 +63,23 @@ pub use state::AppState;
 
 /// The whole HTTP application over a state, so tests can drive it without a socket.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    #[cfg(feature = "otel")]
+    let traced = state.config.otlp_endpoint.is_some();
+    let router = Router::new()
         .merge(admin::router())
         .merge(relay::router(&state))
+        .merge(metrics::http::router())
         // Any other GET is the web UI's (an SPA route or an asset).
         .fallback(ui::serve)
         .with_state(state)
-        .layer(axum::middleware::from_fn(i18n::layer))
-        // Outermost, so every response (admin, relay, errors, 404s) carries an id.
-        .layer(axum::middleware::from_fn(relay::request_id_layer))
+        .layer(axum::middleware::from_fn(i18n::layer));
+    // Inside the request id, so the span carries it.
+    #[cfg(feature = "otel")]
+    let router = if traced {
+        router.layer(axum::middleware::from_fn(metrics::otel::span))
+    } else {
+        router
+    };
+    // Outermost, so every response (admin, relay, errors, 404s) carries an id.
+    router.layer(axum::middleware::from_fn(relay::request_id_layer))
 }

@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
     let outcome = match invocation.action {
         Action::Serve => serve(invocation.config).await,
         Action::AdminToken { rotate } => cli::admin_token(&invocation.config, rotate),
+        Action::Import(source) => sluicegate::import::run(&invocation.config, source).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,7 +30,11 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    cli::init_logging(config.log_format, &config.log_level)?;
+    cli::init_logging(
+        config.log_format,
+        &config.log_level,
+        config.otlp_endpoint.as_deref(),
+    )?;
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         if name.starts_with("SLUICEGATE_") && !cli::is_known_env_var(&name) {

@@ -58,6 +58,10 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
     let admin = AdminAuth::load(&data_dir, config.admin_token.as_deref())
         .with_context(|| format!("loading the admin token in {}", data_dir.display()))?;
+    if let Some(path) = &config.metrics_token_file {
+        crate::metrics::http::read_token(path)
+            .with_context(|| format!("reading --metrics-token-file {}", path.display()))?;
+    }
     let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
         .await?
         .with_context(|| format!("opening the stores in {}", config.data_dir.display()))?;
@@ -173,6 +177,7 @@ async fn start_cluster(
     }
     record.next_sequence = record.next_sequence.max(applied + 1);
     state.load_leases(own_id)?;
+    state.load_admin_token().await?;
 
     let (refresh_tx, refresh_rx) = tokio::sync::mpsc::unbounded_channel();
     let weak = state.downgrade();
@@ -192,6 +197,11 @@ async fn start_cluster(
         stop.clone(),
     ));
     background.spawn(run_leaser(state.clone(), cluster.clone(), stop.clone()));
+    background.spawn(crate::cluster::token_sync::run(
+        state.clone(),
+        own_id,
+        stop.clone(),
+    ));
     background.spawn(run_batcher(state.clone(), cluster.clone(), record, stop));
     Ok(cluster)
 }
@@ -264,6 +274,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     signals.received().await;
     tracing::info!("shutdown signal received; draining");
     running.stop().await;
+    #[cfg(feature = "otel")]
+    if let Err(error) = tokio::task::spawn_blocking(crate::metrics::otel::shutdown).await {
+        tracing::warn!(%error, "flushing OpenTelemetry spans failed");
+    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! The state every handler shares: configuration, the store, the live
 //! snapshot, the runtime settings, the daily counters, the request-log sink,
-//! the clock, the upstream HTTP client and the admin sessions.
+//! the clock, the upstream HTTP client, the admin sessions and the metrics.
 //!
 //! `AppState::apply` is the single seam through which state changes flow.
 //! `config` is the start-up input only: what may change at run time (the
@@ -20,6 +20,7 @@ use crate::daily::{Counters, day};
 use crate::error::ApiError;
 use crate::health::Monitor;
 use crate::logsink::LogSink;
+use crate::metrics::Metrics;
 use crate::relay::affinity::AffinityCache;
 use crate::runtime::{RuntimeSettings, SettingsPatch};
 use crate::session::{FailureLimiter, Sessions};
@@ -49,6 +50,8 @@ pub struct Inner {
     pub affinity: AffinityCache,
     /// The auto-disable rules, and which channels have a disable on its way.
     pub health: Monitor,
+    /// What `GET /metrics` exports: request, token, latency and health counts.
+    pub metrics: Metrics,
     snapshot: ArcSwap<Snapshot>,
     /// The live runtime settings: the config's values with the stored ones over them.
     settings: ArcSwap<RuntimeSettings>,
@@ -114,6 +117,7 @@ impl AppState {
             counters,
             affinity: AffinityCache::default(),
             health,
+            metrics: Metrics::default(),
             snapshot: ArcSwap::from_pointee(snapshot),
             settings: ArcSwap::from_pointee(settings),
             http: ArcSwap::from_pointee(http),
@@ -189,6 +193,17 @@ impl AppState {
                     Command::UpdateSettings { patch, .. } => {
                         rebuild |= self.install_settings(patch);
                     }
+                    // Mirrors `store::settings::set_admin_token`, which the
+                    // state machine has just run on the same entry.
+                    Command::SetAdminToken {
+                        sha256, if_unset, ..
+                    } => {
+                        let mut hash = [0u8; 32];
+                        let unset = self.admin.replicated().is_none();
+                        if (!if_unset || unset) && hex::decode_to_slice(sha256, &mut hash).is_ok() {
+                            self.admin.set_replicated(hash);
+                        }
+                    }
                     other => rebuild |= other.changes_config(),
                 }
             }
@@ -210,6 +225,7 @@ impl AppState {
                 self.health.set_rules(&next.auto_disable_rules);
             }
             self.settings.store(Arc::new(next));
+            self.load_admin_token().await?;
             let today = self.clock.now().date_naive();
             let since = today.checked_sub_days(Days::new(3)).unwrap_or(today);
             let counts = self.store.usage_since(since).await?;
@@ -219,6 +235,19 @@ impl AppState {
             self.load_leases(own)?;
         }
         self.rebuild_snapshot().await
+    }
+
+    /// Cluster mode: installs the replicated admin token hash, if any.
+    pub async fn load_admin_token(&self) -> Result<(), store::Error> {
+        let Some(row) = self.store.admin_token().await? else {
+            return Ok(());
+        };
+        let mut hash = [0u8; 32];
+        match hex::decode_to_slice(&row.sha256, &mut hash) {
+            Ok(()) => self.admin.set_replicated(hash),
+            Err(error) => tracing::warn!(%error, "stored admin token hash unreadable"),
+        }
+        Ok(())
     }
 
     /// Cluster mode: loads this node's replicated leases into the counters.
@@ -403,6 +432,21 @@ impl AppState {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "pruned old day counters"),
             Err(error) => tracing::warn!(%error, "pruning day counters failed"),
+        }
+        if self.cluster.get().is_none() {
+            return;
+        }
+        // Leases are only asked for on a channel's current day; two days
+        // back covers every zone's "today".
+        let Some(before) = today.checked_sub_days(Days::new(2)) else {
+            return;
+        };
+        let snapshot = self.snapshot();
+        let keep = move |id| snapshot.channel(id).is_some();
+        match self.store.prune_leases(before, keep).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "pruned old counter leases"),
+            Err(error) => tracing::warn!(%error, "pruning counter leases failed"),
         }
     }
 }

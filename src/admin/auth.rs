@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
@@ -30,7 +30,7 @@ impl FromRequestParts<AppState> for RequireAdmin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         if let Some(token) = presented_bearer(&parts.headers) {
-            check_token(state, client_ip(parts), token).map_err(IntoResponse::into_response)?;
+            check_token(state, client_ip(parts), token).map_err(challenge)?;
             return Ok(RequireAdmin);
         }
         if session::cookie_value(&parts.headers).is_some() {
@@ -111,7 +111,7 @@ fn changes_state(method: &Method) -> bool {
     ![Method::GET, Method::HEAD, Method::OPTIONS].contains(method)
 }
 
-fn too_many_attempts(wait: Duration) -> ApiError {
+pub(crate) fn too_many_attempts(wait: Duration) -> ApiError {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     ApiError::new(
         ErrorCode::TooManyAttempts,
@@ -120,7 +120,7 @@ fn too_many_attempts(wait: Duration) -> ApiError {
     .with_retry_after(seconds)
 }
 
-fn presented_bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn presented_bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -136,10 +136,19 @@ fn bearer(value: &str) -> Option<&str> {
 
 /// A 401 with `WWW-Authenticate: Bearer`.
 pub fn unauthorized(message: Message) -> Response {
-    let mut response = ApiError::new(ErrorCode::Unauthorized, message).into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    challenge(ApiError::new(ErrorCode::Unauthorized, message))
+}
+
+/// `error` rendered, with `WWW-Authenticate: Bearer` if it is a 401, so a
+/// wrong token is answered like a missing one (a lockout's 429 is not).
+fn challenge(error: ApiError) -> Response {
+    let unauthorized = error.status() == StatusCode::UNAUTHORIZED;
+    let mut response = error.into_response();
+    if unauthorized {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
     response
 }
 

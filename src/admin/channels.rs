@@ -158,7 +158,7 @@ pub struct NewChannel {
 }
 
 impl NewChannel {
-    fn into_draft(self) -> Result<ChannelDraft, ApiError> {
+    pub(crate) fn into_draft(self) -> Result<ChannelDraft, ApiError> {
         Ok(ChannelDraft {
             name: self.name,
             kind: self.kind.unwrap_or(ChannelType::Openai),
@@ -198,7 +198,7 @@ pub struct ChannelPatch {
 
 impl ChannelPatch {
     /// The stored channel with this patch laid over it.
-    fn merge_into(self, current: &Channel) -> Result<ChannelDraft, ApiError> {
+    pub(crate) fn merge_into(self, current: &Channel) -> Result<ChannelDraft, ApiError> {
         let spec = current.spec.clone();
         let keys = match &self.key {
             Some(text) => validate::keys(text)?,

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::channels::entry;
 use super::json::{Id, OptionalJson};
 use super::openapi::ErrorBody;
+use super::validate::MAX_LABEL;
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::health::probe::{self, Endpoint};
@@ -87,6 +88,16 @@ pub async fn test(
             return Err(ApiError::invalid(
                 field.clone(),
                 Message::FieldEmpty { field },
+            ));
+        }
+        Some(model) if model.trim().chars().count() > MAX_LABEL => {
+            let field = "model".to_string();
+            return Err(ApiError::invalid(
+                field.clone(),
+                Message::FieldTooLong {
+                    field,
+                    max: MAX_LABEL,
+                },
             ));
         }
         Some(model) => model.trim().to_string(),

@@ -157,15 +157,17 @@ fn query_error(rejection: &QueryRejection) -> ApiError {
 }
 
 /// An error at serde path `path` with serde's `message`, as a 400 whose
-/// `field` is the dotted path. A missing field is reported at its parent by
-/// serde, so its name is appended here.
+/// `field` is the dotted path. A missing or duplicated field is reported at
+/// its parent by serde, so its name is appended here.
 fn located_error(path: &str, message: &str) -> ApiError {
     let mut field = dotted(path);
-    if let Some(missing) = backticked(message, "missing field `") {
+    let named =
+        backticked(message, "missing field `").or_else(|| backticked(message, "duplicate field `"));
+    if let Some(name) = named {
         if !field.is_empty() {
             field.push('.');
         }
-        field.push_str(missing);
+        field.push_str(name);
     }
     let error = invalid_value(message.to_string());
     if field.is_empty() {
@@ -244,6 +246,9 @@ mod tests {
                 Some("foo"),
             ),
             (".", "missing field `models`", Some("models")),
+            // Found by the admin_channel_body fuzz target: a repeated key
+            // was a 400 naming no field.
+            (".", "duplicate field `groups`", Some("groups")),
             ("a.b", "missing field `c`", Some("a.b.c")),
             ("a[1][2]", "bad", Some("a.1.2")),
         ];

@@ -20,7 +20,7 @@ pub mod auth;
 pub mod channels;
 pub mod cluster;
 pub mod health;
-mod json;
+pub(crate) mod json;
 pub mod logs;
 pub mod openapi;
 pub mod session;
@@ -28,7 +28,7 @@ pub mod settings;
 pub mod stats;
 pub mod tokens;
 pub mod usage;
-mod validate;
+pub(crate) mod validate;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -49,17 +49,20 @@ use crate::i18n::Message;
 pub fn router() -> Router<AppState> {
     let Routes { router, .. } = routes();
     // Unknown `/api/*` paths answer in our error shape, after the token check.
-    router.route(
-        "/api/{*rest}",
-        guarded(
-            MethodFilter::GET
-                .or(MethodFilter::POST)
-                .or(MethodFilter::PUT)
-                .or(MethodFilter::PATCH)
-                .or(MethodFilter::DELETE),
-            unknown_route,
-        ),
-    )
+    router
+        .route(
+            "/api/{*rest}",
+            guarded(
+                MethodFilter::GET
+                    .or(MethodFilter::POST)
+                    .or(MethodFilter::PUT)
+                    .or(MethodFilter::PATCH)
+                    .or(MethodFilter::DELETE),
+                unknown_route,
+            ),
+        )
+        // So do other methods on known paths, instead of axum's empty 405.
+        .method_not_allowed_fallback(unknown_method)
 }
 
 /// Every admin route as (method, path), in registration order.
@@ -202,6 +205,11 @@ where
 
 async fn unknown_route() -> ApiError {
     ApiError::new(ErrorCode::NotFound, Message::NoSuchRoute)
+}
+
+/// A method a known path does not serve: a missing route, after the check.
+async fn unknown_method(_admin: RequireAdmin) -> ApiError {
+    unknown_route().await
 }
 
 #[cfg(test)]

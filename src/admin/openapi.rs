@@ -66,7 +66,8 @@ pub struct ErrorDetail {
         chat_completions,
         models,
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    // `logs::Scope` is a query parameter's type, which `paths` does not collect.
+    components(schemas(ErrorBody, ErrorDetail, logs::Scope)),
     modifiers(&SecuritySchemes),
     security(("admin_token" = []), ("session_cookie" = [])),
     tags(

@@ -76,7 +76,7 @@ impl SettingsView {
 
 impl SettingsUpdate {
     /// The validated patch; the first bad field is named in the error.
-    fn into_patch(self) -> Result<SettingsPatch, ApiError> {
+    pub(crate) fn into_patch(self) -> Result<SettingsPatch, ApiError> {
         let second = Duration::from_secs(1);
         Ok(SettingsPatch {
             timezone: self.timezone.as_deref().map(zone).transpose()?,

@@ -26,6 +26,8 @@ const MAX_HOURS: u32 = 168;
 pub struct StatsQuery {
     /// How many hours back, the current hour included (1..=168, default 24).
     pub hours: Option<u32>,
+    /// `node` (default) or `cluster`: sum every member's request logs.
+    pub scope: Option<super::logs::Scope>,
 }
 
 /// Totals over `[since, until)` and one bucket per hour, oldest first.
@@ -41,6 +43,9 @@ pub struct Stats {
     pub completion_tokens: u64,
     pub total_tokens: u64,
     pub buckets: Vec<Bucket>,
+    /// With `scope=cluster`: how each member answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<crate::cluster::peer_query::NodeAnswer>>,
 }
 
 /// One hour.
@@ -80,7 +85,18 @@ pub async fn get(
     let now = state.clock.now();
     let until = now.duration_trunc(hour).unwrap_or(now) + hour;
     let since = until - hour * hours as i32;
-    let rows = state.store.hourly_stats(since, until).await?;
+    let cluster = state
+        .cluster()
+        .filter(|_| query.scope == Some(super::logs::Scope::Cluster));
+    let (rows, nodes) = match cluster {
+        Some(cluster) => {
+            let window = crate::cluster::peer_query::StatsWindow { since, until };
+            let (rows, nodes) =
+                crate::cluster::peer_query::stats(cluster, &state.store, window).await?;
+            (rows, Some(nodes))
+        }
+        None => (state.store.hourly_stats(since, until).await?, None),
+    };
     let by_hour: HashMap<DateTime<Utc>, _> = rows.iter().map(|row| (row.start, row)).collect();
     let buckets = (0..hours as i32)
         .map(|index| {
@@ -104,5 +120,6 @@ pub async fn get(
         completion_tokens: sum(|row| row.completion_tokens),
         total_tokens: sum(|row| row.total_tokens),
         buckets,
+        nodes,
     }))
 }

@@ -24,7 +24,7 @@ use crate::model::{ChannelId, KeyHash, Token, TokenId, TokenStatus};
 /// Random characters after `sk-`.
 const KEY_RANDOM_CHARS: usize = 48;
 /// Characters of the key kept for display (`sk-AbCd`).
-const KEY_PREFIX_CHARS: usize = 7;
+pub(crate) const KEY_PREFIX_CHARS: usize = 7;
 
 /// An API key as the admin API shows it: never the full key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -101,7 +101,7 @@ pub struct NewToken {
 }
 
 impl NewToken {
-    fn into_draft(self) -> Result<TokenDraft, ApiError> {
+    pub(crate) fn into_draft(self) -> Result<TokenDraft, ApiError> {
         Ok(TokenDraft {
             name: self.name,
             status: self.status.unwrap_or(TokenStatus::Enabled),
@@ -134,7 +134,7 @@ pub struct TokenPatch {
 }
 
 impl TokenPatch {
-    fn merge_into(self, current: &Token) -> Result<TokenDraft, ApiError> {
+    pub(crate) fn merge_into(self, current: &Token) -> Result<TokenDraft, ApiError> {
         let spec = current.spec.clone();
         let expires_at = match self.expires_at {
             Some(text) => parse_expiry(text.as_deref())?,

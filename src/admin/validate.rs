@@ -19,6 +19,9 @@ use crate::model::{ChannelId, ChannelSpec, ChannelStatus, ChannelType, TokenSpec
 pub const MAX_NAME: usize = 200;
 /// The longest model or group name, in characters.
 pub const MAX_LABEL: usize = 200;
+/// The longest upstream key, in characters: real keys are a few hundred at
+/// most, and a channel's keys are held in memory and sent on every request.
+pub const MAX_KEY: usize = 4096;
 pub const MAX_WEIGHT: i64 = 1_000_000;
 pub const DEFAULT_PER_PAGE: u32 = 50;
 pub const MAX_PER_PAGE: u32 = 500;
@@ -120,6 +123,15 @@ fn key_list(keys: Vec<String>) -> Result<Vec<String>, ApiError> {
             return Err(ApiError::invalid(
                 "key",
                 Message::KeyMalformed { line: index + 1 },
+            ));
+        }
+        if key.chars().count() > MAX_KEY {
+            return Err(ApiError::invalid(
+                "key",
+                Message::FieldTooLong {
+                    field: "key".to_string(),
+                    max: MAX_KEY,
+                },
             ));
         }
     }
@@ -460,12 +472,16 @@ mod tests {
 
     #[test]
     fn keys_are_one_per_line() {
-        let cases: [(&str, Option<Vec<&str>>); 5] = [
+        let longest = "k".repeat(MAX_KEY);
+        let too_long = "k".repeat(MAX_KEY + 1);
+        let cases: [(&str, Option<Vec<&str>>); 7] = [
             ("sk-a", Some(vec!["sk-a"])),
             ("sk-a\n\n  sk-b  \r\n", Some(vec!["sk-a", "sk-b"])),
             ("", None),
             ("\n  \n", None),
             ("sk-a sk-b", None),
+            (&longest, Some(vec![longest.as_str()])),
+            (&too_long, None),
         ];
         for (text, expected) in cases {
             match expected {

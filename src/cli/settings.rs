@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use clap::Args;
 
 use super::ConfigError;
-use crate::config::{ClusterConfig, Config, LogFormat};
+use crate::config::{ClusterConfig, ClusterTlsConfig, Config, LogFormat};
 
 /// Every setting, each optional; `None` means "not given in this layer".
 #[derive(Debug, Default, Clone, PartialEq, Args)]
@@ -94,6 +94,32 @@ pub struct Settings {
     /// [env: SLUICEGATE_CLUSTER_BATCH_INTERVAL] [default: 50ms]
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_interval)]
     pub cluster_batch_interval: Option<Duration>,
+    /// Cluster mode: PEM certificate chain this node presents on
+    /// --cluster-listen; with the key and CA files, internal RPC runs over
+    /// TLS [env: SLUICEGATE_CLUSTER_TLS_CERT]
+    #[arg(long, global = true, value_name = "PATH", value_parser = parse_path)]
+    pub cluster_tls_cert: Option<PathBuf>,
+    /// Cluster mode: PEM private key of --cluster-tls-cert
+    /// [env: SLUICEGATE_CLUSTER_TLS_KEY]
+    #[arg(long, global = true, value_name = "PATH", value_parser = parse_path)]
+    pub cluster_tls_key: Option<PathBuf>,
+    /// Cluster mode: PEM CA certificate(s) that peers' certificates must
+    /// chain to [env: SLUICEGATE_CLUSTER_TLS_CA]
+    #[arg(long, global = true, value_name = "PATH", value_parser = parse_path)]
+    pub cluster_tls_ca: Option<PathBuf>,
+    /// File holding a token that may read GET /metrics besides the admin
+    /// token; re-read on each scrape [env: SLUICEGATE_METRICS_TOKEN_FILE]
+    #[arg(long, global = true, value_name = "PATH", value_parser = parse_path)]
+    pub metrics_token_file: Option<PathBuf>,
+    /// Serve GET /metrics without any token [env: SLUICEGATE_METRICS_PUBLIC]
+    /// [default: false]
+    #[arg(long, global = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool)]
+    pub metrics_public: Option<bool>,
+    /// Export OpenTelemetry traces over OTLP/HTTP to this URL, e.g.
+    /// http://127.0.0.1:4318/v1/traces; needs a build with the `otel`
+    /// feature [env: SLUICEGATE_OTLP_ENDPOINT] [default: off]
+    #[arg(long, global = true, value_name = "URL", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// One setting as the env and file layers see it.
@@ -153,6 +179,12 @@ const KEYS: &[Key] = &[
     key!(cluster_peers, parse_peers, true),
     key!(cluster_secret_file, parse_path, true),
     key!(cluster_batch_interval, parse_interval, true),
+    key!(cluster_tls_cert, parse_path, true),
+    key!(cluster_tls_key, parse_path, true),
+    key!(cluster_tls_ca, parse_path, true),
+    key!(metrics_token_file, parse_path, true),
+    key!(metrics_public, parse_bool, true),
+    key!(otlp_endpoint, parse_otlp_endpoint, true),
 ];
 
 impl Key {
@@ -216,6 +248,7 @@ impl Settings {
             let raw = match value {
                 toml::Value::String(text) => text.clone(),
                 toml::Value::Integer(number) => number.to_string(),
+                toml::Value::Boolean(flag) => flag.to_string(),
                 toml::Value::Array(items) if let Some(set_list) = key.set_list => {
                     let items = string_items(items).map_err(invalid)?;
                     set_list(&mut settings, items).map_err(invalid)?;
@@ -255,6 +288,12 @@ impl Settings {
             cluster_peers: self.cluster_peers.or(lower.cluster_peers),
             cluster_secret_file: self.cluster_secret_file.or(lower.cluster_secret_file),
             cluster_batch_interval: self.cluster_batch_interval.or(lower.cluster_batch_interval),
+            cluster_tls_cert: self.cluster_tls_cert.or(lower.cluster_tls_cert),
+            cluster_tls_key: self.cluster_tls_key.or(lower.cluster_tls_key),
+            cluster_tls_ca: self.cluster_tls_ca.or(lower.cluster_tls_ca),
+            metrics_token_file: self.metrics_token_file.or(lower.metrics_token_file),
+            metrics_public: self.metrics_public.or(lower.metrics_public),
+            otlp_endpoint: self.otlp_endpoint.or(lower.otlp_endpoint),
         }
     }
 
@@ -273,7 +312,13 @@ impl Settings {
             .map(|(flag, _)| *flag)
             .collect();
         if missing.len() == given.len() {
-            return Ok(None);
+            return match self.cluster_tls()? {
+                None => Ok(None),
+                Some(_) => Err(
+                    "--cluster-tls-* only apply in cluster mode (--node-id and friends)"
+                        .to_string(),
+                ),
+            };
         }
         let (Some(node_id), Some(listen), Some(peers), Some(secret_file)) = (
             self.node_id,
@@ -287,7 +332,9 @@ impl Settings {
             ));
         };
         crate::cluster::peers::Peers::parse(node_id, &peers).map_err(|error| error.to_string())?;
+        let tls = self.cluster_tls()?;
         Ok(Some(ClusterConfig {
+            tls,
             node_id,
             listen,
             peers,
@@ -296,6 +343,22 @@ impl Settings {
                 .cluster_batch_interval
                 .unwrap_or(crate::config::DEFAULT_CLUSTER_BATCH_INTERVAL),
         }))
+    }
+
+    /// The cluster TLS files: all three of cert, key and CA, or none.
+    fn cluster_tls(&self) -> Result<Option<ClusterTlsConfig>, String> {
+        match (
+            self.cluster_tls_cert.clone(),
+            self.cluster_tls_key.clone(),
+            self.cluster_tls_ca.clone(),
+        ) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(ClusterTlsConfig { cert, key, ca })),
+            _ => Err(
+                "cluster TLS needs --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca together"
+                    .to_string(),
+            ),
+        }
     }
 
     /// `config` with every setting given here written over it.
@@ -319,6 +382,9 @@ impl Settings {
             auto_disable_rules: self.auto_disable_rules.unwrap_or(config.auto_disable_rules),
             channel_test_interval: self.channel_test_interval.or(config.channel_test_interval),
             cluster,
+            metrics_token_file: self.metrics_token_file.or(config.metrics_token_file),
+            metrics_public: self.metrics_public.unwrap_or(config.metrics_public),
+            otlp_endpoint: self.otlp_endpoint.or(config.otlp_endpoint),
         }
     }
 }
@@ -436,6 +502,34 @@ fn parse_peers(raw: &str) -> Result<String, String> {
     }
 }
 
+/// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`), case-insensitive.
+fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("`{raw}` is not a boolean (expected true or false)")),
+    }
+}
+
+/// An http(s) URL; refused outright by a build without the `otel` feature,
+/// so a trace export that cannot happen never passes silently.
+fn parse_otlp_endpoint(raw: &str) -> Result<String, String> {
+    if !cfg!(feature = "otel") {
+        return Err(
+            "this build has no OpenTelemetry export; rebuild with `cargo build --features otel`"
+                .to_string(),
+        );
+    }
+    let url = raw.trim();
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len()
+    {
+        return Err(format!(
+            "`{raw}` is not an http(s) URL such as http://127.0.0.1:4318/v1/traces"
+        ));
+    }
+    Ok(url.to_string())
+}
+
 fn parse_count(raw: &str) -> Result<u32, String> {
     raw.parse()
         .map_err(|error| format!("{error} (expected a whole number such as 2)"))
@@ -512,9 +606,37 @@ mod tests {
         assert!(names.contains(&("SLUICEGATE_DATA_DIR".into(), "--data-dir".into())));
         assert_eq!(
             KEYS.len(),
-            19,
+            25,
             "a new setting needs a row in KEYS and a field in or/apply"
         );
+    }
+
+    /// Booleans take the usual spellings; anything else is refused.
+    #[test]
+    fn booleans_take_the_usual_spellings() {
+        for (raw, expected) in [
+            ("true", Some(true)),
+            ("ON", Some(true)),
+            ("1", Some(true)),
+            ("false", Some(false)),
+            ("no", Some(false)),
+            ("maybe", None),
+        ] {
+            assert_eq!(parse_bool(raw).ok(), expected, "{raw}");
+        }
+    }
+
+    /// `--otlp-endpoint` needs the `otel` feature, and then an http(s) URL.
+    #[test]
+    fn the_otlp_endpoint_needs_the_feature() {
+        let url = "http://127.0.0.1:4318/v1/traces";
+        if cfg!(feature = "otel") {
+            assert_eq!(parse_otlp_endpoint(url).as_deref(), Ok(url));
+            assert!(parse_otlp_endpoint("127.0.0.1:4318").is_err());
+        } else {
+            let error = parse_otlp_endpoint(url).unwrap_err();
+            assert!(error.contains("--features otel"), "{error}");
+        }
     }
 
     /// Rules are comma-separated in env vars and TOML strings, item by item in

@@ -212,3 +212,40 @@ fn health_settings_come_from_every_layer() {
         assert!(matches!(error, ConfigError::InvalidKey { .. }), "{text}");
     }
 }
+
+/// Cluster TLS takes all three files or none, and only in cluster mode; an
+/// env var counts like the flag.
+#[test]
+fn cluster_tls_files_come_together() {
+    let cluster = [
+        "--node-id",
+        "1",
+        "--cluster-listen",
+        "127.0.0.1:7001",
+        "--cluster-peers",
+        "1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003",
+        "--cluster-secret-file",
+        "/tmp/secret",
+    ];
+    let tls = [
+        "--cluster-tls-cert",
+        "/tmp/node.pem",
+        "--cluster-tls-key",
+        "/tmp/node.key",
+    ];
+    let partial: Vec<&str> = cluster.iter().chain(tls.iter()).copied().collect();
+    let error = run(&partial, &[]).unwrap_err();
+    assert!(error.to_string().contains("--cluster-tls-ca"), "{error}");
+
+    let (_, config) = run(&partial, &[("SLUICEGATE_CLUSTER_TLS_CA", "/tmp/ca.pem")]).unwrap();
+    let tls_config = config.cluster.and_then(|cluster| cluster.tls).unwrap();
+    assert_eq!(tls_config.ca, std::path::PathBuf::from("/tmp/ca.pem"));
+    assert_eq!(tls_config.cert, std::path::PathBuf::from("/tmp/node.pem"));
+
+    let (_, plain) = run(&cluster, &[]).unwrap();
+    assert_eq!(plain.cluster.unwrap().tls, None);
+
+    let alone: Vec<&str> = tls.to_vec();
+    let error = run(&alone, &[("SLUICEGATE_CLUSTER_TLS_CA", "/tmp/ca.pem")]).unwrap_err();
+    assert!(error.to_string().contains("cluster mode"), "{error}");
+}

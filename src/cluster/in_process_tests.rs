@@ -50,7 +50,8 @@ async fn three_nodes_elect_a_leader_and_replicate() {
         let id = index as u64 + 1;
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path()).unwrap();
-        let log_store = super::log_store::LogStore::open(dir.path()).unwrap();
+        let log_store =
+            super::log_store::LogStore::open(dir.path(), store.secret_key().clone()).unwrap();
         let state_machine = super::state_machine::StateMachine::new(store, dir.path());
         let network = Network::new(id, secret.clone()).unwrap();
         let raft =
@@ -168,7 +169,8 @@ async fn trio() -> Trio {
                 }
             }
         }));
-        let log_store = super::log_store::LogStore::open(dir.path()).unwrap();
+        let log_store =
+            super::log_store::LogStore::open(dir.path(), store.secret_key().clone()).unwrap();
         let machine = StateMachine::with_hook(store.clone(), dir.path(), hook);
         let network = Network::new(id, secret.clone()).unwrap();
         let raft = Raft::<TypeConfig>::new(id, Arc::clone(&config), network, log_store, machine)

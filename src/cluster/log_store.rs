@@ -10,6 +10,10 @@
 //! byte order is log order), and `raft_meta` holds the vote, the committed
 //! log id and the last purged log id. Every write is flushed before it
 //! returns, and `append` reports completion only after that flush.
+//!
+//! Entries carry `Command`s, and channel commands carry upstream keys, so
+//! each entry is sealed with the data dir's key (`store::secrets`) before
+//! it reaches sled; entries written before sealing existed still read.
 
 #![expect(
     clippy::result_large_err,
@@ -26,6 +30,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::types::{LogId, NodeId, TypeConfig};
+use crate::store::secrets::SecretKey;
+
+/// The context entries are sealed under.
+const SEAL_CONTEXT: &str = "raft-log";
 
 /// The sled directory inside the data dir.
 pub const RAFT_DIR: &str = "raft.sled";
@@ -42,12 +50,13 @@ pub struct LogStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    key: SecretKey,
 }
 
 impl LogStore {
     /// Opens (creating if needed) `<data_dir>/raft.sled`. Blocking: call it
     /// at start-up.
-    pub fn open(data_dir: &Path) -> std::result::Result<LogStore, sled::Error> {
+    pub fn open(data_dir: &Path, key: SecretKey) -> std::result::Result<LogStore, sled::Error> {
         let db = sled::Config::new()
             .path(data_dir.join(RAFT_DIR))
             // Every write flushes explicitly; the background flush is a backstop.
@@ -55,7 +64,7 @@ impl LogStore {
             .open()?;
         let log = db.open_tree("raft_log")?;
         let meta = db.open_tree("raft_meta")?;
-        Ok(LogStore { db, log, meta })
+        Ok(LogStore { db, log, meta, key })
     }
 
     async fn flush(&self, subject: ErrorSubject<NodeId>) -> Result<()> {
@@ -96,7 +105,7 @@ impl LogStore {
             .last()
             .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Read, &error))?;
         match last {
-            Some((_, bytes)) => Ok(Some(decode_entry(&bytes)?.log_id)),
+            Some((_, bytes)) => Ok(Some(self.decode_entry(&bytes)?.log_id)),
             None => Ok(None),
         }
     }
@@ -126,9 +135,23 @@ fn io_error<E: std::error::Error + 'static>(
     }
 }
 
-fn decode_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>> {
-    serde_json::from_slice(bytes)
-        .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Read, &error))
+impl LogStore {
+    fn decode_entry(&self, bytes: &[u8]) -> Result<Entry<TypeConfig>> {
+        let json = self
+            .key
+            .open_bytes(SEAL_CONTEXT, bytes)
+            .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Read, &error))?;
+        serde_json::from_slice(&json)
+            .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Read, &error))
+    }
+
+    fn encode_entry(&self, entry: &Entry<TypeConfig>) -> Result<Vec<u8>> {
+        let json = serde_json::to_vec(entry)
+            .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Write, &error))?;
+        self.key
+            .seal_bytes(SEAL_CONTEXT, &json)
+            .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Write, &error))
+    }
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -153,7 +176,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         for item in self.log.range(key_bounds(&range)) {
             let (_, bytes) =
                 item.map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Read, &error))?;
-            entries.push(decode_entry(&bytes)?);
+            entries.push(self.decode_entry(&bytes)?);
         }
         Ok(entries)
     }
@@ -202,8 +225,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = sled::Batch::default();
         for entry in entries {
-            let bytes = serde_json::to_vec(&entry)
-                .map_err(|error| io_error(ErrorSubject::Logs, ErrorVerb::Write, &error))?;
+            let bytes = self.encode_entry(&entry)?;
             batch.insert(&index_key(entry.log_id.index), bytes);
         }
         self.log

@@ -9,15 +9,21 @@
 //! - `log_store`: the raft log and vote, in a sled Db of their own.
 //! - `state_machine`: applies committed entries through `store::Store`.
 //! - `snapshot`: the snapshot format, persisted under the data dir.
+//! - `peer_query`: cluster-wide reads of node-local request logs and stats.
+//! - `tls`: optional TLS on internal RPC.
+//! - `token_sync`: one admin token for the whole cluster.
 
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod peer_query;
 pub mod peers;
 pub mod rpc;
 pub mod secret;
 pub mod snapshot;
 pub mod state_machine;
+pub mod tls;
+pub mod token_sync;
 pub mod types;
 
 #[cfg(test)]

@@ -128,6 +128,24 @@ impl Network {
             .await
     }
 
+    /// A read-only query to another node's internal RPC `path` (e.g. its
+    /// request logs), answered as `Result<Resp, E>`.
+    pub async fn query<Req, Resp, E>(
+        &self,
+        target: NodeId,
+        node: &BasicNode,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError<E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        self.inner.call(target, node, path, body, timeout).await
+    }
+
     /// When this node last had a successful call to `node`, if ever.
     pub fn last_contact(&self, node: NodeId) -> Option<std::time::Instant> {
         self.inner

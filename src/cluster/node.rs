@@ -29,6 +29,7 @@ use super::peers::{self, Peers};
 use super::rpc;
 use super::secret::{Authenticated, ClusterSecret, Verifier};
 use super::state_machine::{HookSlot, StateMachine};
+use super::tls::ClusterTls;
 use super::types::{ClusterRequest, ClusterResponse, NodeId, Origin, TypeConfig};
 use crate::command::Command;
 use crate::config::ClusterConfig;
@@ -116,9 +117,20 @@ impl Cluster {
     ) -> anyhow::Result<Cluster> {
         let peers = Peers::parse(config.node_id, &config.peers)?;
         let secret = ClusterSecret::from_file(&config.secret_file)?;
-        let log_store = LogStore::open(data_dir).context("opening the raft log")?;
+        let log_store =
+            LogStore::open(data_dir, store.secret_key().clone()).context("opening the raft log")?;
+        let reads = super::peer_query::router(store.clone());
         let state_machine = StateMachine::with_hook(store, data_dir, hook);
-        let network = Network::new(config.node_id, secret.clone())?;
+        let tls = match &config.tls {
+            Some(tls) => Some(ClusterTls::load(tls, super::network::CONNECT_TIMEOUT)?),
+            None => None,
+        };
+        let network = match &tls {
+            Some(tls) => {
+                Network::with_client(config.node_id, secret.clone(), tls.client.clone(), "https")
+            }
+            None => Network::new(config.node_id, secret.clone())?,
+        };
         let raft_config = Arc::new(raft_config().validate()?);
         let raft = Raft::new(
             config.node_id,
@@ -138,7 +150,8 @@ impl Cluster {
         let members = rpc::authenticated(
             axum::Router::new()
                 .route(MEMBERS_PATH, post(members_handler))
-                .with_state(raft.clone()),
+                .with_state(raft.clone())
+                .merge(reads),
             Arc::clone(&verifier),
         );
         let app = rpc::router(raft.clone(), verifier).merge(members).layer(
@@ -146,7 +159,13 @@ impl Cluster {
         );
         let stop_rpc = CancellationToken::new();
         let stop = stop_rpc.clone();
+        let acceptor = tls.map(|tls| tls.acceptor);
+        tracing::info!(tls = acceptor.is_some(), "cluster RPC transport");
         let serving = tokio::spawn(async move {
+            if let Some(acceptor) = acceptor {
+                super::tls::serve(listener, acceptor, app, stop).await;
+                return;
+            }
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::types::{NodeId, TypeConfig};
 use crate::store::replicated::ReplicatedState;
+use crate::store::secrets::SecretKey;
 
 /// The snapshot file inside the data dir.
 pub const SNAPSHOT_FILE: &str = "raft-snapshot.json";
@@ -59,33 +60,60 @@ pub fn decode(data: &[u8]) -> Result<ReplicatedState, StorageError<NodeId>> {
     serde_json::from_slice(data).map_err(|error| snapshot_error(ErrorVerb::Read, &error))
 }
 
-/// Writes the snapshot file durably: temp file, fsync, rename, fsync dir.
-pub async fn save(data_dir: &Path, snapshot: StoredSnapshot) -> Result<(), StorageError<NodeId>> {
+/// The context the snapshot file is sealed under.
+const SEAL_CONTEXT: &str = "raft-snapshot";
+
+/// Writes the snapshot file durably (temp file with mode 0600, fsync,
+/// rename, fsync dir), sealed with the data dir's key: it holds channel
+/// keys. What raft sends to a peer is the unsealed data, over the
+/// authenticated (optionally TLS) cluster port.
+pub async fn save(
+    data_dir: &Path,
+    key: &SecretKey,
+    snapshot: StoredSnapshot,
+) -> Result<(), StorageError<NodeId>> {
     let path = data_dir.join(SNAPSHOT_FILE);
-    tokio::task::spawn_blocking(move || write_atomically(&path, &snapshot))
+    let json =
+        serde_json::to_vec(&snapshot).map_err(|error| snapshot_error(ErrorVerb::Write, &error))?;
+    let sealed = key
+        .seal_bytes(SEAL_CONTEXT, &json)
+        .map_err(|error| snapshot_error(ErrorVerb::Write, &error))?;
+    tokio::task::spawn_blocking(move || write_atomically(&path, &sealed))
         .await
         .map_err(|error| snapshot_error(ErrorVerb::Write, &error))?
         .map_err(|error| snapshot_error(ErrorVerb::Write, &error))
 }
 
 /// Reads the snapshot file, if there is one.
-pub async fn load(data_dir: &Path) -> Result<Option<StoredSnapshot>, StorageError<NodeId>> {
+pub async fn load(
+    data_dir: &Path,
+    key: &SecretKey,
+) -> Result<Option<StoredSnapshot>, StorageError<NodeId>> {
     let path = data_dir.join(SNAPSHOT_FILE);
     let bytes = match tokio::fs::read(&path).await {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(snapshot_error(ErrorVerb::Read, &error)),
     };
-    serde_json::from_slice(&bytes)
+    let json = key
+        .open_bytes(SEAL_CONTEXT, &bytes)
+        .map_err(|error| snapshot_error(ErrorVerb::Read, &error))?;
+    serde_json::from_slice(&json)
         .map(Some)
         .map_err(|error| snapshot_error(ErrorVerb::Read, &error))
 }
 
-fn write_atomically(path: &Path, snapshot: &StoredSnapshot) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(snapshot)?;
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temporary = PathBuf::from(format!("{}.tmp", path.display()));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(&bytes)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&temporary)?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
     std::fs::rename(&temporary, path)?;

@@ -297,11 +297,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: meta.clone(),
             data,
         };
-        snapshot::save(&self.data_dir, stored).await
+        snapshot::save(&self.data_dir, self.store.secret_key(), stored).await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
-        Ok(snapshot::load(&self.data_dir)
+        Ok(snapshot::load(&self.data_dir, self.store.secret_key())
             .await?
             .map(StoredSnapshot::into_snapshot))
     }
@@ -331,7 +331,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             },
             data: snapshot::encode(&state)?,
         };
-        snapshot::save(&self.data_dir, stored.clone()).await?;
+        snapshot::save(&self.data_dir, self.store.secret_key(), stored.clone()).await?;
         Ok(stored.into_snapshot())
     }
 }

@@ -25,8 +25,8 @@ struct Builder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<NodeId>> {
         let dir = tempfile::tempdir().unwrap();
-        let log = LogStore::open(dir.path()).unwrap();
         let store = Store::open(dir.path()).unwrap();
+        let log = LogStore::open(dir.path(), store.secret_key().clone()).unwrap();
         let machine = StateMachine::new(store, dir.path());
         Ok((dir, log, machine))
     }

@@ -137,8 +137,11 @@ pub fn report_failure(state: &AppState, channel_id: ChannelId, status: StatusCod
             reason,
             at: state.clock.now(),
         };
-        if let Err(error) = state.apply(command).await {
-            tracing::error!(channel = channel_id.0, %error, "auto-disabling the channel failed");
+        match state.apply(command).await {
+            Ok(_) => state.metrics.auto_disabled(channel_id),
+            Err(error) => {
+                tracing::error!(channel = channel_id.0, %error, "auto-disabling the channel failed")
+            }
         }
         // The snapshot now shows the channel disabled, so later failures
         // stop at the status check above.

@@ -36,8 +36,9 @@ pub struct RequestLog {
     pub ttft_ms: Option<u64>,
 }
 
-/// A query over request logs. Pages count from 1.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A query over request logs. Pages count from 1. Serializable, so a node
+/// can hand it to the others (`cluster::peer_query`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogFilter {
     pub channel_id: Option<ChannelId>,
     pub token_id: Option<TokenId>,

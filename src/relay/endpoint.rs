@@ -108,6 +108,18 @@ pub fn json_body(bytes: &[u8]) -> Result<(Map<String, Value>, String), ApiError>
         Some(Value::String(model)) if !model.is_empty() => model.clone(),
         _ => return Err(ApiError::invalid("model", Message::ModelRequired)),
     };
+    // A `stream` that is not a boolean would leave the gateway and the
+    // upstream disagreeing on whether the reply streams (and so on how its
+    // usage is read): refuse it here rather than guess.
+    if let Some(stream) = body.get("stream")
+        && !stream.is_boolean()
+        && !stream.is_null()
+    {
+        let message = Message::SettingNotBoolean {
+            field: "stream".to_string(),
+        };
+        return Err(ApiError::invalid("stream", message));
+    }
     Ok((body, model))
 }
 

@@ -127,10 +127,12 @@ pub fn finish(state: &AppState, mut outcome: Outcome) {
     if let Some(hold) = outcome.hold.take() {
         if outcome.served {
             hold.count(&state.counters, outcome.usage.total, now);
+            state.metrics.counted(hold.channel_id, outcome.usage.total);
         } else {
             hold.release(&state.counters);
         }
     }
+    state.metrics.finished(&outcome, || state.snapshot());
     let channel_ids: Vec<i64> = outcome.channel_ids.iter().map(|id| id.0).collect();
     tracing::info!(
         request_id = %outcome.request_id,
@@ -234,6 +236,9 @@ impl Meter {
 
     /// One more channel tried, under its upstream model name.
     pub fn tried(&mut self, channel: ChannelId, upstream_model: &str) {
+        if let Some(previous) = self.outcome.channel_ids.last() {
+            self.state.metrics.retried(*previous);
+        }
         self.outcome.channel_ids.push(channel);
         if self.outcome.upstream_model.as_deref() != Some(upstream_model) {
             self.outcome.upstream_model = Some(upstream_model.to_string());
@@ -257,6 +262,7 @@ impl Meter {
         let tokens = reported.map_or(0, |raw| Usage::reported(raw).total);
         if tokens > 0 {
             hold.count(&self.state.counters, tokens, self.state.clock.now());
+            self.state.metrics.counted(hold.channel_id, tokens);
         } else {
             hold.release(&self.state.counters);
         }
@@ -327,6 +333,7 @@ impl Meter {
                 ..*hold
             };
             first.count(&self.state.counters, usage.total, now);
+            self.state.metrics.counted(hold.channel_id, usage.total);
         }
         usage.total
     }

@@ -54,36 +54,98 @@ pub mod usage;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, any, get, post};
 
 use crate::AppState;
-use crate::error::{ApiError, OpenAiError};
+use crate::error::{ApiError, ErrorCode, OpenAiError};
+use crate::i18n::Message;
 pub use request_id::{RequestId, request_id_layer};
 
 /// The `/v1` routes. The body limit comes from the config; oversize bodies are
 /// answered in the OpenAI envelope by `chat`, not by axum's plain-text rejection.
 pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/v1/chat/completions", post(chat::chat_completions))
-        .route("/v1/completions", post(completions::completions))
-        .route("/v1/embeddings", post(embeddings::embeddings))
-        .route("/v1/responses", post(responses::responses))
-        .route("/v1/audio/transcriptions", post(audio::transcriptions))
-        .route("/v1/audio/translations", post(audio::translations))
-        .route("/v1/audio/speech", post(audio::speech::speech))
-        .route("/v1/images/generations", post(images::generations))
-        .route("/v1/moderations", post(moderations::moderations))
-        .route(
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (_, path, handler)| {
+            router.route(path, handler)
+        })
+        // Another method on a route, or an unknown path: our envelope, not
+        // axum's empty 405 or the admin shape.
+        .method_not_allowed_fallback(no_such_route)
+        .route("/v1/{*rest}", any(no_such_route))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+}
+
+/// A 404 in the envelope of the path's family, as OpenAI answers an invalid URL.
+async fn no_such_route(uri: Uri) -> Response {
+    let error = ApiError::new(ErrorCode::NotFound, Message::NotFound);
+    if uri.path().starts_with(anthropic::messages::MESSAGES_PATH) {
+        error.anthropic().into_response()
+    } else {
+        error.openai().into_response()
+    }
+}
+
+/// Every `/v1` route as (method, path), in registration order: the same
+/// list [`router`] is built from, so tests can cover every route.
+pub fn route_table() -> Vec<(Method, &'static str)> {
+    routes()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
+/// The one list of `/v1` routes: method, path and handler.
+fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    vec![
+        (Method::POST, chat::ENDPOINT, post(chat::chat_completions)),
+        (
+            Method::POST,
+            "/v1/completions",
+            post(completions::completions),
+        ),
+        (Method::POST, "/v1/embeddings", post(embeddings::embeddings)),
+        (Method::POST, "/v1/responses", post(responses::responses)),
+        (
+            Method::POST,
+            "/v1/audio/transcriptions",
+            post(audio::transcriptions),
+        ),
+        (
+            Method::POST,
+            "/v1/audio/translations",
+            post(audio::translations),
+        ),
+        (
+            Method::POST,
+            "/v1/audio/speech",
+            post(audio::speech::speech),
+        ),
+        (
+            Method::POST,
+            "/v1/images/generations",
+            post(images::generations),
+        ),
+        (
+            Method::POST,
+            "/v1/moderations",
+            post(moderations::moderations),
+        ),
+        (
+            Method::POST,
             anthropic::messages::MESSAGES_PATH,
             post(anthropic::messages::messages),
-        )
-        .route(
+        ),
+        (
+            Method::POST,
             anthropic::messages::COUNT_TOKENS_PATH,
             post(anthropic::messages::count_tokens),
-        )
-        .route("/v1/models", get(models::list_models))
-        .route(realtime::ENDPOINT, get(realtime::realtime))
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        ),
+        (Method::GET, "/v1/models", get(models::list_models)),
+        (Method::GET, realtime::ENDPOINT, get(realtime::realtime)),
+    ]
 }
 
 /// A request refused before its key was known: traced, but not written to the

@@ -172,7 +172,10 @@ async fn relay(
         meter.hold(hold);
         let streams = parsed.reply.streams();
         let bridged = anthropic::bridge::applies(entry, endpoint.operation);
-        match upstream::attempt(state, outbound, key, streams).await {
+        let sent = Instant::now();
+        let attempt = upstream::attempt(state, outbound, key, streams).await;
+        state.metrics.upstream_latency(id, sent.elapsed());
+        match attempt {
             Ok(success) => {
                 dispatch.served_by(entry);
                 let success = match bridged {

@@ -520,7 +520,7 @@ impl Relay {
 
 /// The usage of a `response.done` server event, if `text` is one. Other
 /// events (most of them audio deltas) are not parsed at all.
-fn response_usage(text: &str) -> Option<RawUsage> {
+pub(crate) fn response_usage(text: &str) -> Option<RawUsage> {
     #[derive(Deserialize)]
     struct Event {
         #[serde(rename = "type")]

@@ -63,7 +63,11 @@ impl Usage {
         Usage {
             prompt,
             completion,
-            total: raw.total_tokens.unwrap_or(prompt + completion),
+            // Saturating: an upstream may report any count, and a wrapped
+            // sum would charge the day almost nothing.
+            total: raw
+                .total_tokens
+                .unwrap_or(prompt.saturating_add(completion)),
             estimated: false,
         }
     }
@@ -213,6 +217,8 @@ mod tests {
             ((Some(3), Some(4), None), (3, 4, 7)),
             ((None, None, Some(5)), (0, 0, 5)),
             ((None, None, None), (0, 0, 0)),
+            // Found by fuzzing (reply_usage): the sum wrapped to 1.
+            ((Some(u64::MAX), Some(2), None), (u64::MAX, 2, u64::MAX)),
         ];
         for ((prompt, completion, total), expected) in cases {
             let usage = Usage::reported(RawUsage {

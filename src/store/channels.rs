@@ -1,12 +1,19 @@
 //! Channel rows: JSON columns for the list-valued fields, one row per channel.
+//!
+//! The `keys` column is sealed (`store/secrets.rs`): written through
+//! `seal_secret(id, …)` and read through `open_secret(id, …)`, so keys are
+//! decrypted only when the store loads channels (for the snapshot or an
+//! admin answer), never per request.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::replicated::{SqlValue, TableDump};
+use super::secrets::{SecretError, SecretKey, is_sealed};
 use super::{Error, time};
 use crate::model::{AutoDisabled, Channel, ChannelId, ChannelSpec, ChannelStatus, ChannelType};
 
-const COLUMNS: &str = "id, name, type, base_url, keys, models, model_mapping, channel_groups, \
+const COLUMNS: &str = "id, name, type, base_url, open_secret(id, keys), models, model_mapping, channel_groups, \
                        priority, weight, status, settings, created_at, updated_at, \
                        auto_disabled_reason, auto_disabled_at";
 
@@ -35,15 +42,17 @@ pub fn insert(
 ) -> Result<Channel, Error> {
     let columns = Encoded::of(spec)?;
     let stamp = time::encode(at);
+    // The sealed value is bound to the id, which exists only after the
+    // insert: the row starts with an empty `keys` and is sealed before the
+    // transaction commits, so no plain key is ever written.
     connection.execute(
         "INSERT INTO channels (name, type, base_url, keys, models, model_mapping, channel_groups, \
          priority, weight, status, settings, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+         VALUES (?1, ?2, ?3, '', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
         params![
             spec.name,
             spec.kind.as_str(),
             spec.base_url,
-            columns.keys,
             columns.models,
             columns.model_mapping,
             columns.groups,
@@ -54,7 +63,12 @@ pub fn insert(
             stamp,
         ],
     )?;
-    get(connection, ChannelId(connection.last_insert_rowid()))
+    let id = connection.last_insert_rowid();
+    connection.execute(
+        "UPDATE channels SET keys = seal_secret(id, ?2) WHERE id = ?1",
+        params![id, columns.keys],
+    )?;
+    get(connection, ChannelId(id))
 }
 
 pub fn update(
@@ -65,7 +79,8 @@ pub fn update(
 ) -> Result<Channel, Error> {
     let columns = Encoded::of(spec)?;
     let changed = connection.execute(
-        "UPDATE channels SET name = ?2, type = ?3, base_url = ?4, keys = ?5, models = ?6, \
+        "UPDATE channels SET name = ?2, type = ?3, base_url = ?4, keys = seal_secret(?1, ?5), \
+         models = ?6, \
          model_mapping = ?7, channel_groups = ?8, priority = ?9, weight = ?10, status = ?11, \
          settings = ?12, updated_at = ?13, \
          auto_disabled_reason = CASE WHEN ?11 = 'auto_disabled' THEN auto_disabled_reason END, \
@@ -138,6 +153,79 @@ pub fn delete(connection: &Connection, id: ChannelId) -> Result<(), Error> {
         0 => Err(Error::NotFound("channel")),
         _ => Ok(()),
     }
+}
+
+/// Checks at start-up that every channel's keys are sealed and open with
+/// `key`, so a wrong or replaced key file stops the start with a clear
+/// error instead of surfacing later.
+pub fn check_sealed(connection: &Connection, key: &SecretKey) -> Result<(), Error> {
+    let mut statement = connection.prepare("SELECT id, keys FROM channels ORDER BY id")?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    for row in rows {
+        let (id, keys): (i64, String) = row?;
+        key.open(id, &keys)?;
+    }
+    Ok(())
+}
+
+/// Seals every `keys` value still in clear: channel rows a snapshot
+/// install just wrote (see [`reveal_keys`]). Idempotent.
+pub fn seal_plain_keys(connection: &Connection) -> Result<(), Error> {
+    connection.execute(
+        "UPDATE channels SET keys = seal_secret(id, keys) WHERE keys NOT LIKE 'enc:%'",
+        [],
+    )?;
+    Ok(())
+}
+
+/// Replaces the sealed `keys` of a `channels` dump with the plain JSON, so
+/// a raft snapshot can be installed by nodes that hold other key files;
+/// the installing node seals them again ([`seal_plain_keys`]). The
+/// snapshot itself therefore carries keys in clear, as it did before
+/// sealing existed (see ARCHITECTURE.md, `src/cluster/`).
+pub fn reveal_keys(connection: &Connection, tables: &mut [TableDump]) -> Result<(), Error> {
+    convert_keys(connection, tables, "SELECT open_secret(?1, ?2)", true)
+}
+
+/// The opposite of [`reveal_keys`], in memory before the rows are inserted
+/// (a snapshot install), so a plain key never reaches a database page or
+/// the WAL.
+pub fn seal_dump_keys(connection: &Connection, tables: &mut [TableDump]) -> Result<(), Error> {
+    convert_keys(connection, tables, "SELECT seal_secret(?1, ?2)", false)
+}
+
+/// Runs `sql` (one of the two sealing functions) over every channel row's
+/// keys; `sealed` says which form the rows must be in first.
+fn convert_keys(
+    connection: &Connection,
+    tables: &mut [TableDump],
+    sql: &str,
+    sealed: bool,
+) -> Result<(), Error> {
+    for dump in tables.iter_mut().filter(|dump| dump.table == "channels") {
+        let position = |name: &str| dump.columns.iter().position(|column| column == name);
+        let (Some(id_at), Some(keys_at)) = (position("id"), position("keys")) else {
+            return Err(Error::Corrupt("channels dump without id or keys".into()));
+        };
+        for row in &mut dump.rows {
+            let (id, keys) = match (row.get(id_at), row.get(keys_at)) {
+                (Some(SqlValue::Integer(id)), Some(SqlValue::Text(keys))) => (*id, keys.clone()),
+                _ => return Err(Error::Corrupt("channels dump row".into())),
+            };
+            if is_sealed(&keys) != sealed {
+                if sealed {
+                    return Err(SecretError::NotSealed { channel: id }.into());
+                }
+                // Already sealed (cannot happen for a snapshot's plain rows):
+                // leave it for `check_sealed` to judge.
+                continue;
+            }
+            let converted: String =
+                connection.query_row(sql, params![id, keys], |row| row.get(0))?;
+            row[keys_at] = SqlValue::Text(converted);
+        }
+    }
+    Ok(())
 }
 
 /// The JSON-encoded columns of a spec.

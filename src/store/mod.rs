@@ -8,9 +8,13 @@
 mod channels;
 pub mod counters;
 mod logs;
+pub mod newapi;
 pub mod replicated;
 mod schema;
-mod settings;
+#[cfg(test)]
+mod sealing_tests;
+pub mod secrets;
+pub mod settings;
 mod stats;
 mod time;
 mod tokens;
@@ -53,6 +57,8 @@ pub enum Error {
     Task(String),
     #[error("injected counter-store failure")]
     Injected,
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
 }
 
 impl From<Error> for crate::error::ApiError {
@@ -73,17 +79,26 @@ pub struct Store {
     counters: sled::Tree,
     /// Counter writes still to fail on purpose (see [`Store::fail_counter_writes`]).
     injected_failures: Arc<AtomicU32>,
+    /// The data dir's key, also for the raft log and snapshot (cluster).
+    key: secrets::SecretKey,
 }
 
 impl Store {
     /// Opens (creating if needed) both stores in `data_dir` and runs the
-    /// SQLite migrations. Blocking: call it at start-up.
+    /// SQLite migrations, with the key that seals channel keys
+    /// (`<data-dir>/secret.key`, created on first start). A key file that is
+    /// loose, malformed, missing while the database holds sealed keys, or
+    /// not the one they were sealed with stops the open. Blocking: call it
+    /// at start-up.
     pub fn open(data_dir: &Path) -> Result<Store, Error> {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(SQLITE_FILE);
-        let mut writer = schema::connect(&path)?;
+        let key = secret_key(data_dir, &path)?;
+        let mut writer = schema::connect(&path, &key)?;
         schema::migrate(&mut writer)?;
-        let reader = schema::connect(&path)?;
+        channels::check_sealed(&writer, &key)?;
+        let reader = schema::connect(&path, &key)?;
+        let sealing = key.clone();
         // Counter writes fsync explicitly after each batch; the background
         // flush is a backstop.
         let sled = sled::Config::new()
@@ -97,7 +112,14 @@ impl Store {
             sled,
             counters,
             injected_failures: Arc::new(AtomicU32::new(0)),
+            key: sealing,
         })
+    }
+
+    /// The data dir's key (`secret.key`), which the cluster's raft log and
+    /// snapshot file are sealed with too.
+    pub fn secret_key(&self) -> &secrets::SecretKey {
+        &self.key
     }
 
     /// Makes the next `writes` counter writes fail, as a broken disk would.
@@ -157,6 +179,17 @@ impl Store {
         blocking(move || counters::prune(&tree, before, &keep)).await
     }
 
+    /// Cluster mode: deletes lease records of days before `before` and of
+    /// channels `keep` rejects.
+    pub async fn prune_leases(
+        &self,
+        before: NaiveDate,
+        keep: impl Fn(ChannelId) -> bool + Send + 'static,
+    ) -> Result<usize, Error> {
+        let tree = self.counters.clone();
+        blocking(move || replicated::prune_leases(&tree, before, &keep)).await
+    }
+
     /// Applies one state change: config changes in one SQLite transaction,
     /// usage changes to the sled counters (fsynced before returning).
     pub async fn apply(&self, command: Command) -> Result<Applied, Error> {
@@ -192,6 +225,13 @@ impl Store {
     /// The runtime settings an admin has changed, as one patch.
     pub async fn settings(&self) -> Result<crate::runtime::SettingsPatch, Error> {
         self.write(|connection| settings::load(connection)).await
+    }
+
+    /// Cluster mode: the replicated admin token's hex SHA-256 and the node
+    /// that set it, if any node has.
+    pub async fn admin_token(&self) -> Result<Option<settings::AdminTokenRow>, Error> {
+        self.write(|connection| settings::admin_token(connection))
+            .await
     }
 
     /// Requests, errors and tokens per hour in `[since, until)` (admin reads).
@@ -258,6 +298,20 @@ impl Store {
     }
 }
 
+/// The data dir's key: the key file if there is one; else a new one, unless
+/// the database already holds sealed keys (then the file was lost, and a
+/// new key would only hide that).
+fn secret_key(data_dir: &Path, database: &Path) -> Result<secrets::SecretKey, Error> {
+    if let Some(key) = secrets::SecretKey::load(data_dir)? {
+        return Ok(key);
+    }
+    if schema::holds_sealed_keys(database)? {
+        let path = data_dir.join(secrets::KEY_FILE).display().to_string();
+        return Err(secrets::SecretError::Missing { path }.into());
+    }
+    Ok(secrets::SecretKey::create(data_dir)?)
+}
+
 async fn blocking<T, F>(work: F) -> Result<T, Error>
 where
     T: Send + 'static,
@@ -314,6 +368,13 @@ fn apply_in(connection: &Connection, command: Command) -> Result<Applied, Error>
         Command::UpdateSettings { patch, at } => {
             settings::upsert(connection, &patch, at).map(|()| Applied::Settings)
         }
+        Command::SetAdminToken {
+            sha256,
+            if_unset,
+            node_id,
+            at,
+        } => settings::set_admin_token(connection, &sha256, if_unset, node_id, at)
+            .map(|()| Applied::Settings),
         // Handled by `Store::apply` before a transaction is opened.
         Command::AddUsage { .. } | Command::ResetUsage { .. } => Err(Error::Task(
             "usage commands are not applied to SQLite".to_string(),

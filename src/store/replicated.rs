@@ -179,6 +179,7 @@ impl Store {
             for table in CONFIG_TABLES {
                 tables.push(dump_table(&transaction, table)?);
             }
+            super::channels::reveal_keys(&transaction, &mut tables)?;
             let sequences = read_sequences(&transaction)?;
             let all = counters::since(&tree, chrono::NaiveDate::MIN)?;
             let newest = all.iter().map(|delta| delta.date).max();
@@ -222,7 +223,10 @@ impl Store {
             ensure_table(connection)?;
             replace_counters(&tree, &state, applied_index)?;
             let transaction = connection.transaction()?;
+            let mut state = state;
+            super::channels::seal_dump_keys(&transaction, &mut state.tables)?;
             replace_tables(&transaction, &state)?;
+            super::channels::seal_plain_keys(&transaction)?;
             transaction.execute("DELETE FROM raft_state", [])?;
             write_raft_state(&transaction, &raft_state)?;
             transaction.commit()?;
@@ -506,6 +510,40 @@ fn read_origins(tree: &sled::Tree) -> Result<Vec<(u64, u64)>, Error> {
     Ok(origins)
 }
 
+/// Removes the lease records of days before `before` and of channels
+/// `keep` rejects. Leases only ever matter for the current day, so the
+/// caller keeps a couple of days (zones differ) and drops the rest.
+pub fn prune_leases(
+    tree: &sled::Tree,
+    before: NaiveDate,
+    keep: &dyn Fn(ChannelId) -> bool,
+) -> Result<usize, Error> {
+    let mut removed = 0;
+    for item in tree.scan_prefix(LEASE_PREFIX) {
+        let (key, _) = item?;
+        let parsed = std::str::from_utf8(&key)
+            .ok()
+            .and_then(|text| text.strip_prefix(LEASE_PREFIX))
+            .and_then(|text| text.split_once(':'))
+            .and_then(|(channel, date)| {
+                Some((
+                    ChannelId(channel.parse().ok()?),
+                    NaiveDate::parse_from_str(date, "%Y%m%d").ok()?,
+                ))
+            });
+        if let Some((channel_id, date)) = parsed
+            && (date < before || !keep(channel_id))
+        {
+            tree.remove(&key)?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tree.flush()?;
+    }
+    Ok(removed)
+}
+
 fn read_leases(tree: &sled::Tree) -> Result<Vec<Lease>, Error> {
     let mut leases = Vec::new();
     for item in tree.scan_prefix(LEASE_PREFIX) {
@@ -695,5 +733,34 @@ mod tests {
         assert_eq!(lease_grant(&map, 15_000, 1600, 20_000, 3), 1600);
         assert_eq!(lease_grant(&map, 16_000, 1600, 20_000, 3), 667);
         assert_eq!(lease_grant(&map, 17_000, 1600, 20_000, 3), 0);
+    }
+
+    /// Old days and deleted channels lose their lease records; the rest and
+    /// every other key stay.
+    #[test]
+    fn pruning_leases_keeps_recent_days_of_live_channels() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("counters").unwrap();
+        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        let mut map = LeaseMap::new();
+        map.insert(1, (100, 10));
+        for (channel, date) in [(1, day(20)), (1, day(27)), (1, day(28)), (2, day(28))] {
+            tree.insert(lease_key(ChannelId(channel), date), encode_leases(&map))
+                .unwrap();
+        }
+        tree.insert("channel_daily_tokens:1:20261120", &5u64.to_be_bytes())
+            .unwrap();
+        let removed = prune_leases(&tree, day(26), &|id| id != ChannelId(2)).unwrap();
+        assert_eq!(removed, 2);
+        let left: Vec<(ChannelId, NaiveDate)> = read_leases(&tree)
+            .unwrap()
+            .into_iter()
+            .map(|lease| (lease.channel_id, lease.date))
+            .collect();
+        assert_eq!(left, vec![(ChannelId(1), day(27)), (ChannelId(1), day(28))]);
+        assert!(
+            tree.contains_key("channel_daily_tokens:1:20261120")
+                .unwrap()
+        );
     }
 }

@@ -8,8 +8,9 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use super::Error;
+use super::secrets::{self, SecretKey};
 
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: channels, API keys and request logs.
     r#"
     CREATE TABLE channels (
@@ -78,10 +79,23 @@ const MIGRATIONS: &[&str] = &[
         updated_at TEXT NOT NULL
     );
     "#,
+    // 4: channel keys sealed at rest (`store/secrets.rs`). Plain keys are a
+    // JSON array; sealed ones start with `enc:`, so a re-run seals nothing
+    // twice. The file is scrubbed afterwards (`SCRUBBED`).
+    r#"
+    UPDATE channels SET keys = seal_secret(id, keys) WHERE keys NOT LIKE 'enc:%';
+    "#,
 ];
 
-/// Opens a connection with the settings every connection shares.
-pub fn connect(path: &Path) -> Result<Connection, Error> {
+/// Migrations that replace secrets in place. Their version is recorded only
+/// once the file is scrubbed (VACUUM, WAL truncated), so a start that stops
+/// in between runs them again rather than leaving the old text in free
+/// pages or in the WAL.
+const SCRUBBED: &[usize] = &[4];
+
+/// Opens a connection with the settings every connection shares, and the
+/// `seal_secret`/`open_secret` functions bound to `key`.
+pub fn connect(path: &Path, key: &SecretKey) -> Result<Connection, Error> {
     let connection = Connection::open(path)?;
     connection.busy_timeout(std::time::Duration::from_secs(5))?;
     connection.execute_batch(
@@ -89,7 +103,31 @@ pub fn connect(path: &Path) -> Result<Connection, Error> {
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;",
     )?;
+    secrets::register(&connection, key)?;
     Ok(connection)
+}
+
+/// Whether the file at `path` (if any) holds sealed channel keys. Read
+/// before a key exists, to tell a first start from a lost key file.
+pub fn holds_sealed_keys(path: &Path) -> Result<bool, Error> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    let has_channels: bool = connection.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'channels')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_channels {
+        return Ok(false);
+    }
+    Ok(connection.query_row(
+        "SELECT EXISTS(SELECT 1 FROM channels WHERE keys LIKE 'enc:%')",
+        [],
+        |row| row.get(0),
+    )?)
 }
 
 /// Runs every migration the file has not seen, each in its own transaction.
@@ -100,11 +138,39 @@ pub fn migrate(connection: &mut Connection) -> Result<(), Error> {
         return Err(Error::TooNew { found, known });
     }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index + 1;
+        let scrubbed = SCRUBBED.contains(&version);
         let transaction = connection.transaction()?;
         transaction.execute_batch(migration)?;
-        transaction.pragma_update(None, "user_version", index as i64 + 1)?;
+        if !scrubbed {
+            transaction.pragma_update(None, "user_version", version as i64)?;
+        }
         transaction.commit()?;
-        tracing::info!(version = index + 1, "applied database migration");
+        if scrubbed {
+            scrub(connection)?;
+            connection.pragma_update(None, "user_version", version as i64)?;
+        }
+        tracing::info!(version, "applied database migration");
+    }
+    Ok(())
+}
+
+/// Leaves no replaced content anywhere in the files: VACUUM rebuilds the
+/// database (no free pages, no stale bytes in live ones), and a TRUNCATE
+/// checkpoint moves it out of the WAL and empties the WAL file. Old WAL
+/// frames (say, from a crash before this start) go with it.
+fn scrub(connection: &Connection) -> Result<(), Error> {
+    connection.execute_batch("VACUUM;")?;
+    let (busy, _, _): (i64, i64, i64) =
+        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    if busy != 0 {
+        return Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            "another process holds the database open, so the WAL could not be emptied after \
+             sealing channel keys; stop it and start again",
+        )));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 use super::{Error, time};
 
 /// One hour's totals. Hours without requests have no row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HourStats {
     /// The start of the hour, in UTC.
     pub start: DateTime<Utc>,

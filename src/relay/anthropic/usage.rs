@@ -28,10 +28,13 @@ pub struct AnthropicUsage {
 
 impl AnthropicUsage {
     /// Input tokens of every kind: uncached, written to and read from the cache.
+    /// Saturating, like every sum of upstream counts: a wrapped sum would
+    /// charge the day almost nothing.
     pub fn prompt(&self) -> u64 {
-        self.input_tokens.unwrap_or(0)
-            + self.cache_creation_input_tokens.unwrap_or(0)
-            + self.cache_read_input_tokens.unwrap_or(0)
+        self.input_tokens
+            .unwrap_or(0)
+            .saturating_add(self.cache_creation_input_tokens.unwrap_or(0))
+            .saturating_add(self.cache_read_input_tokens.unwrap_or(0))
     }
 
     pub fn completion(&self) -> u64 {
@@ -45,7 +48,7 @@ impl AnthropicUsage {
         RawUsage {
             prompt_tokens: Some(prompt),
             completion_tokens: Some(completion),
-            total_tokens: Some(prompt + completion),
+            total_tokens: Some(prompt.saturating_add(completion)),
         }
     }
 
@@ -140,6 +143,8 @@ mod tests {
             (usage(10, 5, 100, 0), (110, 5, 115)),
             (usage(10, 5, 100, 1000), (1110, 5, 1115)),
             (AnthropicUsage::default(), (0, 0, 0)),
+            // Found by fuzzing (anthropic_translate_response): sums wrapped.
+            (usage(u64::MAX, 5, 1, 1), (u64::MAX, 5, u64::MAX)),
         ];
         for (usage, (prompt, completion, total)) in cases {
             let raw = usage.raw();

@@ -116,6 +116,11 @@ pub struct Node {
     pub cluster: SocketAddr,
     pub data_dir: PathBuf,
     pub secret_file: PathBuf,
+    /// Flags appended to this node's command line (e.g. cluster TLS).
+    pub extra_args: Vec<String>,
+    /// Whether the node gets `SLUICEGATE_ADMIN_TOKEN` (else it generates
+    /// its own token file in its data dir).
+    pub env_admin_token: bool,
     running: Option<Running>,
     /// Logs of earlier incarnations of this node.
     past_output: String,
@@ -212,6 +217,8 @@ impl Cluster {
                     cluster: ports[3 + index],
                     data_dir,
                     secret_file: secret_file.clone(),
+                    extra_args: Vec::new(),
+                    env_admin_token: true,
                     running: None,
                     past_output: String::new(),
                 }
@@ -272,6 +279,7 @@ impl Cluster {
         ]
         .iter()
         .map(|arg| arg.to_string())
+        .chain(node.extra_args.iter().cloned())
         .collect()
     }
 
@@ -281,7 +289,12 @@ impl Cluster {
         for &id in ids {
             assert!(!self.node(id).is_running(), "node {id} already runs");
             let args = self.args(id);
-            let running = Running::spawn(&args, &[("SLUICEGATE_ADMIN_TOKEN", ADMIN)]);
+            let env: &[(&str, &str)] = if self.node(id).env_admin_token {
+                &[("SLUICEGATE_ADMIN_TOKEN", ADMIN)]
+            } else {
+                &[]
+            };
+            let running = Running::spawn(&args, env);
             self.node_mut(id).running = Some(running);
         }
         let deadline = Instant::now() + STARTUP;
@@ -388,10 +401,22 @@ impl Cluster {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), reqwest::Error> {
+        self.try_admin_as(id, ADMIN, method, path, body).await
+    }
+
+    /// An admin request with `token`; `Err` on a transport failure.
+    pub async fn try_admin_as(
+        &self,
+        id: u64,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), reqwest::Error> {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.node(id).base()))
-            .bearer_auth(ADMIN);
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(body);
         }

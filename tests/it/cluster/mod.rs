@@ -6,10 +6,13 @@
 //!
 //! `harness` starts the processes; the other modules are the tests.
 
+mod admin_token;
 mod failover;
 mod forming;
-mod harness;
+pub(crate) mod harness;
+mod logs;
 mod overshoot;
 mod partition;
 mod secret;
 mod snapshot;
+mod tls;

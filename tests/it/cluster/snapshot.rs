@@ -116,6 +116,48 @@ async fn wiped_node_rejoins_through_a_snapshot() {
         "node {wiped} caught up by log replay, not through a snapshot:\n{}",
         cluster.dump()
     );
+
+    // Secrets at rest: no upstream key in clear in any file of any data
+    // dir (SQLite, sled counters, the raft log, the snapshot file).
+    for id in 1..=3 {
+        for (path, bytes) in files_under(&cluster.node(id).data_dir) {
+            assert!(
+                !contains(&bytes, b"sk-upstream-"),
+                "node {id}: an upstream key in clear in {}",
+                path.display()
+            );
+        }
+        let file = snapshot_file(&cluster, id);
+        if file.exists() {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
+    }
+}
+
+/// Every regular file under `dir`, recursively, with its bytes.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                files.push((path, bytes));
+            }
+        }
+    }
+    assert!(files.len() > 3, "no files under {}", dir.display());
+    files
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 /// Where node `id` keeps its current snapshot.

@@ -187,6 +187,16 @@ export interface LogRow {
   estimated: boolean
   latency_ms: number
   ttft_ms: number | null
+  /** In a cluster: the node that served the request. */
+  node_id?: number
+}
+export interface NodeAnswer {
+  node_id: number
+  ok: boolean
+  error: string | null
+}
+export interface LogList extends List<LogRow> {
+  nodes?: NodeAnswer[]
 }
 export interface Settings {
   timezone: string
