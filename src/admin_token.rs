@@ -122,6 +122,17 @@ impl AdminAuth {
         }
     }
 
+    /// Installs a replicated hash given as 64 hex digits (as stored and
+    /// replicated); anything else is ignored and reported as `false`.
+    pub fn set_replicated_hex(&self, sha256: &str) -> bool {
+        let mut hash = [0u8; 32];
+        let valid = hex::decode_to_slice(sha256, &mut hash).is_ok();
+        if valid {
+            self.set_replicated(hash);
+        }
+        valid
+    }
+
     /// The replicated hash, if the cluster has one.
     pub fn replicated(&self) -> Option<[u8; 32]> {
         self.replicated

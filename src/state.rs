@@ -198,10 +198,8 @@ impl AppState {
                     Command::SetAdminToken {
                         sha256, if_unset, ..
                     } => {
-                        let mut hash = [0u8; 32];
-                        let unset = self.admin.replicated().is_none();
-                        if (!if_unset || unset) && hex::decode_to_slice(sha256, &mut hash).is_ok() {
-                            self.admin.set_replicated(hash);
+                        if !if_unset || self.admin.replicated().is_none() {
+                            self.admin.set_replicated_hex(sha256);
                         }
                     }
                     other => rebuild |= other.changes_config(),
@@ -242,10 +240,8 @@ impl AppState {
         let Some(row) = self.store.admin_token().await? else {
             return Ok(());
         };
-        let mut hash = [0u8; 32];
-        match hex::decode_to_slice(&row.sha256, &mut hash) {
-            Ok(()) => self.admin.set_replicated(hash),
-            Err(error) => tracing::warn!(%error, "stored admin token hash unreadable"),
+        if !self.admin.set_replicated_hex(&row.sha256) {
+            tracing::warn!("stored admin token hash unreadable");
         }
         Ok(())
     }

@@ -133,29 +133,11 @@ pub async fn logs(
         .map(|row| (cluster.own_id(), row))
         .collect();
     let mut total = own_total;
-    let mut answers = vec![NodeAnswer {
-        node_id: cluster.own_id(),
-        ok: true,
-        error: None,
-    }];
-    for (id, answer) in ask_others::<_, (Vec<RequestLog>, u64)>(cluster, LOGS_PATH, &head).await {
-        match answer {
-            Ok((their_rows, their_total)) => {
-                total += their_total;
-                rows.extend(their_rows.into_iter().map(|row| (id, row)));
-                answers.push(NodeAnswer {
-                    node_id: id,
-                    ok: true,
-                    error: None,
-                });
-            }
-            Err(error) => answers.push(NodeAnswer {
-                node_id: id,
-                ok: false,
-                error: Some(error),
-            }),
-        }
-    }
+    let others = ask_others::<_, (Vec<RequestLog>, u64)>(cluster, LOGS_PATH, &head).await;
+    let answers = collect(cluster.own_id(), others, |id, (their_rows, their_total)| {
+        total += their_total;
+        rows.extend(their_rows.into_iter().map(|row| (id, row)));
+    });
     // Newest first; ties broken by node then row id, so pages are stable.
     rows.sort_by(|(a_node, a), (b_node, b)| {
         b.time
@@ -169,7 +151,6 @@ pub async fn logs(
         .skip(skip)
         .take(filter.per_page as usize)
         .collect();
-    answers.sort_by_key(|answer| answer.node_id);
     Ok((page, total, answers))
 }
 
@@ -180,30 +161,39 @@ pub async fn stats(
     window: StatsWindow,
 ) -> Result<(Vec<HourStats>, Vec<NodeAnswer>), crate::store::Error> {
     let mut rows = store.hourly_stats(window.since, window.until).await?;
+    let others = ask_others::<_, Vec<HourStats>>(cluster, STATS_PATH, &window).await;
+    let answers = collect(cluster.own_id(), others, |_, theirs| rows.extend(theirs));
+    Ok((sum_by_hour(rows), answers))
+}
+
+/// Hands every answer that arrived to `take` and reports how each member
+/// (this one included, which always answers) did, ordered by node id.
+fn collect<Resp>(
+    own_id: NodeId,
+    others: Vec<(NodeId, Result<Resp, String>)>,
+    mut take: impl FnMut(NodeId, Resp),
+) -> Vec<NodeAnswer> {
     let mut answers = vec![NodeAnswer {
-        node_id: cluster.own_id(),
+        node_id: own_id,
         ok: true,
         error: None,
     }];
-    for (id, answer) in ask_others::<_, Vec<HourStats>>(cluster, STATS_PATH, &window).await {
-        match answer {
-            Ok(theirs) => {
-                rows.extend(theirs);
-                answers.push(NodeAnswer {
-                    node_id: id,
-                    ok: true,
-                    error: None,
-                });
+    for (id, answer) in others {
+        let error = match answer {
+            Ok(response) => {
+                take(id, response);
+                None
             }
-            Err(error) => answers.push(NodeAnswer {
-                node_id: id,
-                ok: false,
-                error: Some(error),
-            }),
-        }
+            Err(error) => Some(error),
+        };
+        answers.push(NodeAnswer {
+            node_id: id,
+            ok: error.is_none(),
+            error,
+        });
     }
     answers.sort_by_key(|answer| answer.node_id);
-    Ok((sum_by_hour(rows), answers))
+    answers
 }
 
 /// One row per hour, the counts of rows with the same hour added up.
