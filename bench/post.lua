@@ -1,5 +1,6 @@
 -- wrk script: POST a small chat completion, then print one machine-readable
--- RESULT line. BENCH_STREAM=1 asks for SSE; BENCH_KEY sets the bearer key.
+-- RESULT line. BENCH_STREAM=1 asks for SSE; BENCH_KEY sets the bearer key;
+-- BENCH_BODY_FILE, when set, is the body to send instead (bench/prompt.py).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
@@ -9,8 +10,15 @@ if key and key ~= "" then
 end
 
 local stream = os.getenv("BENCH_STREAM") == "1"
-wrk.body = '{"model":"bench-model","stream":' .. (stream and "true" or "false")
-  .. ',"messages":[{"role":"user","content":"Say hello in five words."}]}'
+local body_file = os.getenv("BENCH_BODY_FILE")
+if body_file and body_file ~= "" then
+  local file = assert(io.open(body_file, "rb"))
+  wrk.body = file:read("*a")
+  file:close()
+else
+  wrk.body = '{"model":"bench-model","stream":' .. (stream and "true" or "false")
+    .. ',"messages":[{"role":"user","content":"Say hello in five words."}]}'
+end
 
 function done(summary, latency, requests)
   local seconds = summary.duration / 1e6

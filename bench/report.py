@@ -15,7 +15,7 @@ def load(path):
     return rows
 
 
-def main(path, idle_kb, peak_kb):
+def main(path, idle_kb, peak_kb, warm_kb=None):
     rows = load(path)
     main_rows = [row for row in rows if row["kind"] == "main"]
     print(f"{'target':<11} {'mode':<7} {'conc':>4} {'req/s':>10} {'p50 µs':>8} {'p99 µs':>8} {'errors':>7}")
@@ -35,7 +35,8 @@ def main(path, idle_kb, peak_kb):
         return statistics.median(values) if values else None
 
     print()
-    for mode in ("plain", "stream"):
+    modes = [mode for mode in ("plain", "stream", "big") if any(row["mode"] == mode for row in main_rows)]
+    for mode in modes:
         direct = main_value("direct", mode, 1, "p50")
         for proxy in ("nginx", "sluicegate"):
             proxied = main_value(proxy, mode, 1, "p50")
@@ -46,14 +47,19 @@ def main(path, idle_kb, peak_kb):
             if None not in (direct_p99, proxied_p99):
                 line += f", p99 (median of runs) {proxied_p99 - direct_p99:+} µs"
             print(line)
-    for mode in ("plain", "stream"):
-        gate, nginx = main_value("sluicegate", mode, 32, "rps"), main_value("nginx", mode, 32, "rps")
-        if gate and nginx:
-            print(f"throughput c=32 {mode:<6}: sluicegate / nginx = {gate / nginx:.2f}")
-    print(f"sluicegate RSS: idle {int(idle_kb) / 1024:.1f} MiB, peak {int(peak_kb) / 1024:.1f} MiB")
+    for mode in modes:
+        levels = sorted({row["conc"] for row in main_rows if row["mode"] == mode and row["conc"] > 1})
+        for conc in levels:
+            gate, nginx = main_value("sluicegate", mode, conc, "rps"), main_value("nginx", mode, conc, "rps")
+            if gate and nginx:
+                print(f"throughput c={conc:<3} {mode:<6}: sluicegate / nginx = {gate / nginx:.2f}")
+    line = f"sluicegate RSS: idle {int(idle_kb) / 1024:.1f} MiB"
+    if warm_kb:
+        line += f", after warm-up {int(warm_kb) / 1024:.1f} MiB"
+    print(line + f", peak {int(peak_kb) / 1024:.1f} MiB")
     if any(row["bad"] for row in rows):
         print("WARNING: some runs had non-2xx responses or socket errors (see the errors column)")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Benchmarks Sluicegate against the same fake upstream reached directly and
-# through a plain nginx reverse proxy, with wrk, at several concurrencies,
-# non-streaming and streaming. Everything listens on 127.0.0.1 only.
+# through a plain nginx reverse proxy, with wrk, in one run:
+# - a tiny chat prompt, non-streaming and streaming, at several concurrencies;
+# - a deterministic ~300 KB chat prompt (`bench/prompt.py`: a coding agent's
+#   turn, model `gpt-4o-mini`), non-streaming, at concurrency 1 and 8.
+# It reports the ratios to nginx and the gateway's RSS at idle, after the
+# warm-up traffic (whose upstream reports usage) and at peak (VmHWM).
+# Everything listens on 127.0.0.1 only.
 #
 #   bench/run.sh
 #
 # Settings (env): BENCH_DURATION (10s), BENCH_CONCURRENCY ("1 32 128"),
-# BENCH_THREADS (2), BENCH_P99_RUNS (5) and BENCH_P99_DURATION (3s) for the
-# concurrency-1 p99 medians, BENCH_WARMUP (2s).
+# BENCH_BIG_CONCURRENCY ("1 8"; empty skips the large prompt),
+# BENCH_MODES ("plain stream"), BENCH_THREADS (2), BENCH_P99_RUNS (5) and
+# BENCH_P99_DURATION (3s) for the concurrency-1 p99 medians, BENCH_WARMUP (2s).
 # Not part of CI: it installs nginx and wrk with apt-get when they are missing.
 set -euo pipefail
 
@@ -15,6 +21,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 DURATION=${BENCH_DURATION:-10s}
 CONCURRENCY=${BENCH_CONCURRENCY:-"1 32 128"}
+BIG_CONCURRENCY=${BENCH_BIG_CONCURRENCY-"1 8"}
+MODES=${BENCH_MODES:-"plain stream"}
 THREADS=${BENCH_THREADS:-2}
 P99_RUNS=${BENCH_P99_RUNS:-5}
 P99_DURATION=${BENCH_P99_DURATION:-3s}
@@ -108,6 +116,9 @@ http {
   uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
   scgi_temp_path $WORK/nginx/tmp/scgi;
   upstream fake { server 127.0.0.1:$UPSTREAM_PORT; keepalive 256; }
+  # Keep request bodies (the ~300 KB prompt) in memory, as the gateway does.
+  client_body_buffer_size 1m;
+  client_max_body_size 64m;
   server {
     listen 127.0.0.1:$NGINX_PORT;
     location / {
@@ -131,7 +142,7 @@ admin() {
 
 create_key() {
   admin /api/channels "{\"name\":\"bench\",\"base_url\":\"http://127.0.0.1:$UPSTREAM_PORT/v1\",\
-\"key\":\"sk-bench-upstream\",\"models\":[\"bench-model\"]}" >/dev/null
+\"key\":\"sk-bench-upstream\",\"models\":[\"bench-model\",\"gpt-4o-mini\"]}" >/dev/null
   API_KEY=$(admin /api/tokens '{"name":"bench"}' \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
 }
@@ -147,11 +158,12 @@ url_of() {
 # drive KIND TARGET MODE CONCURRENCY DURATION: one wrk run, one TSV row.
 drive() {
   local kind=$1 target=$2 mode=$3 conc=$4 duration=$5
-  local threads=$((conc < THREADS ? conc : THREADS)) key=sk-bench-upstream stream=0
+  local threads=$((conc < THREADS ? conc : THREADS)) key=sk-bench-upstream stream=0 body=""
   [ "$target" = sluicegate ] && key=$API_KEY
   [ "$mode" = stream ] && stream=1
+  [ "$mode" = big ] && body=$WORK/big.json
   local line
-  line=$(BENCH_KEY=$key BENCH_STREAM=$stream wrk -t "$threads" -c "$conc" -d "$duration" \
+  line=$(BENCH_KEY=$key BENCH_STREAM=$stream BENCH_BODY_FILE=$body wrk -t "$threads" -c "$conc" -d "$duration" \
     -s "$ROOT/bench/post.lua" --latency "$(url_of "$target")" | grep '^RESULT') || {
     log "wrk failed for $target $mode c=$conc"
     exit 1
@@ -173,18 +185,25 @@ main() {
   start_gateway
   start_nginx
   create_key
+  python3 "$ROOT/bench/prompt.py" "$WORK/big.json" gpt-4o-mini false
   sleep 1
-  local idle_rss
+  local idle_rss warm_rss
   idle_rss=$(rss_kb "$GATEWAY_PID" VmRSS)
   : >"$WORK/results.tsv"
 
-  for mode in plain stream; do
+  local modes=$MODES
+  [ -n "$BIG_CONCURRENCY" ] && modes="$modes big"
+  for mode in $modes; do
     for target in direct nginx sluicegate; do
-      drive warmup "$target" "$mode" 32 "$WARMUP"
+      drive warmup "$target" "$mode" 8 "$WARMUP"
     done
   done
-  for mode in plain stream; do
-    for conc in $CONCURRENCY; do
+  sleep 1
+  warm_rss=$(rss_kb "$GATEWAY_PID" VmRSS)
+  for mode in $modes; do
+    local levels=$CONCURRENCY
+    [ "$mode" = big ] && levels=$BIG_CONCURRENCY
+    for conc in $levels; do
       for target in direct nginx sluicegate; do
         drive main "$target" "$mode" "$conc" "$DURATION"
       done
@@ -192,7 +211,7 @@ main() {
   done
   # One run's p99 at concurrency 1 is noisy here: take the median of several
   # short runs, interleaving the targets so drift hits them alike.
-  for mode in plain stream; do
+  for mode in $MODES; do
     for _ in $(seq 1 "$P99_RUNS"); do
       for target in direct nginx sluicegate; do
         drive p99 "$target" "$mode" 1 "$P99_DURATION"
@@ -203,7 +222,7 @@ main() {
   local peak_rss
   peak_rss=$(rss_kb "$GATEWAY_PID" VmHWM)
   echo
-  python3 "$ROOT/bench/report.py" "$WORK/results.tsv" "$idle_rss" "$peak_rss"
+  python3 "$ROOT/bench/report.py" "$WORK/results.tsv" "$idle_rss" "$peak_rss" "$warm_rss"
 }
 
 main "$@"

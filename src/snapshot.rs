@@ -4,13 +4,17 @@
 //! new one, never a mix. Nothing on the request path reads SQLite.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+// Looked up on every request by the client's group, model and key digest:
+// foldhash, not SipHash. The maps are built from admin data only.
+type FastMap<K, V> = foldhash::HashMap<K, V>;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono_tz::Tz;
 
 use crate::daily::{Cap, settings};
-use crate::model::{Channel, ChannelId, KeyHash, Token, TokenId};
+use crate::model::{Channel, ChannelId, KeyDigest, Token, TokenId};
 use crate::relay::target::ChannelTarget;
 use crate::routing::Route;
 
@@ -74,11 +78,11 @@ impl ChannelEntry {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     channels: BTreeMap<ChannelId, Arc<ChannelEntry>>,
-    tokens_by_hash: HashMap<KeyHash, Arc<Token>>,
+    tokens_by_digest: FastMap<KeyDigest, Arc<Token>>,
     tokens_by_id: BTreeMap<TokenId, Arc<Token>>,
     /// group → model → the enabled channels serving it, in priority tiers
     /// with cumulative weights, ready for selection.
-    routes: HashMap<String, HashMap<String, Route>>,
+    routes: FastMap<String, FastMap<String, Route>>,
 }
 
 impl Snapshot {
@@ -121,16 +125,19 @@ impl Snapshot {
                 (group, models)
             })
             .collect();
-        let mut tokens_by_hash = HashMap::with_capacity(tokens.len());
+        let mut tokens_by_digest = FastMap::default();
+        tokens_by_digest.reserve(tokens.len());
         let mut tokens_by_id = BTreeMap::new();
         for token in tokens {
             let token = Arc::new(token);
-            tokens_by_hash.insert(token.key_hash.clone(), Arc::clone(&token));
+            if let Some(digest) = token.key_hash.digest() {
+                tokens_by_digest.insert(digest, Arc::clone(&token));
+            }
             tokens_by_id.insert(token.id, token);
         }
         Snapshot {
             channels: entries,
-            tokens_by_hash,
+            tokens_by_digest,
             tokens_by_id,
             routes,
         }
@@ -145,8 +152,9 @@ impl Snapshot {
         self.channels.values()
     }
 
-    pub fn token_by_hash(&self, hash: &KeyHash) -> Option<&Arc<Token>> {
-        self.tokens_by_hash.get(hash)
+    /// The API key whose SHA-256 is `digest`.
+    pub fn token_by_digest(&self, digest: &KeyDigest) -> Option<&Arc<Token>> {
+        self.tokens_by_digest.get(digest)
     }
 
     pub fn token(&self, id: TokenId) -> Option<&Arc<Token>> {

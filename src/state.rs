@@ -5,7 +5,7 @@
 //! `AppState::apply` is the single seam through which state changes flow.
 //! `config` is the start-up input only: what may change at run time (the
 //! zone, retries, timeouts, auto-disable rules) is read from
-//! [`AppState::settings`], and the upstream client from [`AppState::http`].
+//! [`AppState::settings`], and the upstream client from [`AppState::upstream`].
 
 use std::sync::Arc;
 
@@ -22,6 +22,7 @@ use crate::health::Monitor;
 use crate::logsink::LogSink;
 use crate::metrics::Metrics;
 use crate::relay::affinity::AffinityCache;
+use crate::relay::client::UpstreamClient;
 use crate::runtime::{RuntimeSettings, SettingsPatch};
 use crate::session::{FailureLimiter, Sessions};
 use crate::snapshot::Snapshot;
@@ -52,13 +53,17 @@ pub struct Inner {
     pub health: Monitor,
     /// What `GET /metrics` exports: request, token, latency and health counts.
     pub metrics: Metrics,
+    /// Requests whose usage is being estimated off the async workers
+    /// (`relay::meter`); a graceful stop waits for them before the log
+    /// queue is drained.
+    pub finishing: tokio_util::task::TaskTracker,
     snapshot: ArcSwap<Snapshot>,
     /// The live runtime settings: the config's values with the stored ones over them.
     settings: ArcSwap<RuntimeSettings>,
     /// The pooled upstream client. Its connect timeout is a runtime
     /// setting, so a change swaps in a rebuilt client; requests in flight
     /// keep the client they started with.
-    http: ArcSwap<reqwest::Client>,
+    upstream: ArcSwap<UpstreamClient>,
     /// Serialises apply + snapshot rebuild, so snapshots are swapped in the
     /// same order the store applied the commands.
     write_lock: tokio::sync::Mutex<()>,
@@ -104,7 +109,7 @@ impl AppState {
         let today = clock.now().date_naive();
         let since = today.checked_sub_days(Days::new(3)).unwrap_or(today);
         counters.load(store.usage_since(since).await?);
-        let http = upstream_client(settings.connect_timeout);
+        let upstream = UpstreamClient::new(settings.connect_timeout);
         let health = Monitor::new(&settings.auto_disable_rules);
         Ok(AppState(Arc::new(Inner {
             config,
@@ -118,9 +123,10 @@ impl AppState {
             affinity: AffinityCache::default(),
             health,
             metrics: Metrics::default(),
+            finishing: tokio_util::task::TaskTracker::new(),
             snapshot: ArcSwap::from_pointee(snapshot),
             settings: ArcSwap::from_pointee(settings),
-            http: ArcSwap::from_pointee(http),
+            upstream: ArcSwap::from_pointee(upstream),
             write_lock: tokio::sync::Mutex::new(()),
             cluster: std::sync::OnceLock::new(),
             rebuild_lock: tokio::sync::Mutex::new(()),
@@ -216,8 +222,8 @@ impl AppState {
             let next = RuntimeSettings::from_config(&self.config).patched(&stored);
             let previous = self.settings();
             if next.connect_timeout != previous.connect_timeout {
-                self.http
-                    .store(Arc::new(upstream_client(next.connect_timeout)));
+                self.upstream
+                    .store(Arc::new(UpstreamClient::new(next.connect_timeout)));
             }
             if next.auto_disable_rules != previous.auto_disable_rules {
                 self.health.set_rules(&next.auto_disable_rules);
@@ -323,8 +329,9 @@ impl AppState {
 
     /// The upstream client built for the current connect timeout. Cheap: a
     /// `reqwest::Client` is a handle to a shared pool.
-    pub fn http(&self) -> reqwest::Client {
-        reqwest::Client::clone(&self.http.load())
+    /// The pooled upstream client (a request keeps the one it started with).
+    pub fn upstream(&self) -> Arc<UpstreamClient> {
+        self.upstream.load_full()
     }
 
     /// Applies one state change and swaps in a rebuilt snapshot before
@@ -381,8 +388,8 @@ impl AppState {
         let previous = self.settings();
         let next = previous.patched(patch);
         if next.connect_timeout != previous.connect_timeout {
-            self.http
-                .store(Arc::new(upstream_client(next.connect_timeout)));
+            self.upstream
+                .store(Arc::new(UpstreamClient::new(next.connect_timeout)));
         }
         if next.auto_disable_rules != previous.auto_disable_rules {
             self.health.set_rules(&next.auto_disable_rules);
@@ -443,26 +450,6 @@ impl AppState {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "pruned old counter leases"),
             Err(error) => tracing::warn!(%error, "pruning counter leases failed"),
-        }
-    }
-}
-
-/// The pooled upstream client: rustls (ring), HTTP/1.1 and HTTP/2. The
-/// first-byte and idle timeouts are enforced per request by the relay.
-fn upstream_client(connect_timeout: std::time::Duration) -> reqwest::Client {
-    let builder = reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .user_agent(concat!("sluicegate/", env!("CARGO_PKG_VERSION")));
-    match builder.build() {
-        Ok(client) => client,
-        Err(error) => {
-            // Only a broken TLS provider makes the builder fail; fall back to
-            // the defaults rather than refusing to start.
-            tracing::error!(%error, "building the upstream client failed; using defaults");
-            reqwest::Client::new()
         }
     }
 }

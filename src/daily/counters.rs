@@ -19,7 +19,7 @@
 //! [`Counters::try_reserve`] and ARCHITECTURE.md). A single node never sets voters and
 //! keeps the original path: `used` includes everything counted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -133,7 +133,8 @@ pub struct Cap {
 
 #[derive(Default)]
 pub struct Counters {
-    channels: RwLock<HashMap<ChannelId, Arc<Mutex<ChannelDays>>>>,
+    /// Read on every counted request: foldhash, not SipHash.
+    channels: RwLock<foldhash::HashMap<ChannelId, Arc<Mutex<ChannelDays>>>>,
     pending: Mutex<BTreeMap<(ChannelId, NaiveDate), u64>>,
     /// Cluster mode: the number of voters (0 on a single node).
     voters: AtomicU64,

@@ -8,8 +8,6 @@ use serde_json::{Map, Value};
 use super::{assert_field_error, checked_usage, same_json, saturated};
 use crate::relay::anthropic::{bridge, reply, stream::ChunkTranslator, translate, usage};
 use crate::relay::chat::CHAT;
-use crate::relay::dispatch::Demand;
-use crate::relay::endpoint::{Parsed, Payload, Reply};
 use crate::relay::observe::Seen;
 use crate::relay::sse::SseRelay;
 use crate::relay::usage::RawUsage;
@@ -24,11 +22,14 @@ pub fn anthropic_translate_request(data: &[u8]) {
     let Ok(openai) = serde_json::from_slice::<Map<String, Value>>(data) else {
         return;
     };
+    let Ok(body) = crate::relay::body::JsonBody::parse(Bytes::copy_from_slice(data)) else {
+        panic!("the scan refused a JSON object serde_json reads");
+    };
     let out = match translate::request(&openai, MODEL) {
         Ok(out) => out,
         Err(error) => {
             assert_field_error(&error);
-            assert!(bridge::request_body(&openai, MODEL).is_err());
+            assert!(bridge::request_body(&body, MODEL).is_err());
             return;
         }
     };
@@ -57,7 +58,7 @@ pub fn anthropic_translate_request(data: &[u8]) {
             assert!(kind.is_some_and(|kind| known.contains(&kind)), "{block}");
         }
     }
-    let encoded = bridge::request_body(&openai, MODEL).unwrap_or_default();
+    let encoded = bridge::request_body(&body, MODEL).unwrap_or_default();
     let decoded = serde_json::from_slice::<Value>(&encoded).unwrap_or_default();
     let out = Value::Object(out);
     assert!(same_json(&decoded, &out), "{out} went as {decoded}");
@@ -144,18 +145,7 @@ fn translate_stream(pieces: &[&[u8]]) -> (Vec<u8>, Option<RawUsage>, bool) {
 }
 
 fn relay_openai(data: &[u8]) -> Seen {
-    let parsed = Parsed {
-        model: MODEL.to_string(),
-        payload: Payload::Json(Map::new()),
-        reply: Reply::Events,
-        demand: Demand {
-            prompt: 0,
-            completion: None,
-        },
-        estimate: true,
-        hide_usage_chunk: false,
-        affinity: None,
-    };
+    let parsed = super::relay::events_request(MODEL, false);
     let mut relay = SseRelay::new((CHAT.observer)(&parsed), Seen::default());
     relay.feed(Bytes::copy_from_slice(data));
     relay.finish();

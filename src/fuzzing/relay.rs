@@ -12,9 +12,8 @@ use crate::relay::audio::speech::SPEECH;
 use crate::relay::audio::{TRANSCRIPTIONS, TRANSLATIONS};
 use crate::relay::chat::CHAT;
 use crate::relay::completions::COMPLETIONS;
-use crate::relay::dispatch::Demand;
 use crate::relay::embeddings::EMBEDDINGS;
-use crate::relay::endpoint::{Endpoint, Parsed, Payload, Reply};
+use crate::relay::endpoint::{Endpoint, Parsed, Payload, Prompt, Reply};
 use crate::relay::images::IMAGES;
 use crate::relay::moderations::MODERATIONS;
 use crate::relay::observe::Seen;
@@ -106,7 +105,9 @@ pub fn reply_usage(data: &[u8]) {
     assert_eq!((COUNT_TOKENS.reply_usage)(data), None);
 }
 
-/// Every JSON endpoint's request parser.
+/// Every JSON endpoint's request parser: it accepts exactly the JSON
+/// objects serde_json reads (the one-pass scan against a tree parser), and
+/// what it forwards is the client's body with only its edits.
 pub fn request_parse(data: &[u8]) {
     let object = serde_json::from_slice::<Map<String, Value>>(data).ok();
     for endpoint in ENDPOINTS {
@@ -114,19 +115,38 @@ pub fn request_parse(data: &[u8]) {
             continue;
         }
         match (endpoint.parse)(Bytes::copy_from_slice(data), &HeaderMap::new()) {
-            Ok(parsed) => check_parsed(endpoint, &parsed, object.as_ref()),
+            Ok(parsed) => check_parsed(endpoint, data, &parsed, object.as_ref()),
             Err(error) => {
                 assert_client_error(&error);
-                // A JSON object can only lack a usable `model`.
+                // A JSON object can only lack a usable `model` or have a
+                // `stream` that is not a boolean.
                 if object.is_some() {
-                    assert_eq!(error.field.as_deref(), Some("model"), "{}", endpoint.path);
+                    let field = error.field.as_deref();
+                    assert!(
+                        matches!(field, Some("model" | "stream")),
+                        "{}: {field:?}",
+                        endpoint.path
+                    );
                 }
             }
         }
     }
 }
 
-fn check_parsed(endpoint: &Endpoint, parsed: &Parsed, body: Option<&Map<String, Value>>) {
+/// The tree of an outgoing body, which must be a JSON object.
+fn sent(bytes: &[u8]) -> Map<String, Value> {
+    match serde_json::from_slice(bytes) {
+        Ok(map) => map,
+        Err(error) => panic!("an edited body is not a JSON object: {error}"),
+    }
+}
+
+fn check_parsed(
+    endpoint: &Endpoint,
+    data: &[u8],
+    parsed: &Parsed,
+    body: Option<&Map<String, Value>>,
+) {
     let Some(body) = body else {
         panic!(
             "{} accepted a body that is not a JSON object",
@@ -138,9 +158,21 @@ fn check_parsed(endpoint: &Endpoint, parsed: &Parsed, body: Option<&Map<String, 
         body.get("model"),
         Some(&Value::String(parsed.model.clone()))
     );
-    let Payload::Json(payload) = &parsed.payload else {
+    let Payload::Json { .. } = &parsed.payload else {
         panic!("{} made a JSON body raw", endpoint.path);
     };
+    assert!(parsed.prompt_bound() <= data.len() as u64);
+    // Another model name changes `model` and nothing else.
+    let mapped = sent(&parsed.body_for("fuzz-upstream"));
+    let same_model = parsed.body_for(&parsed.model);
+    let payload = sent(&same_model);
+    let mut expected = payload.clone();
+    expected.insert("model".into(), Value::String("fuzz-upstream".into()));
+    assert_eq!(
+        mapped, expected,
+        "{}: mapping changed more than the model",
+        endpoint.path
+    );
     assert_eq!(payload.get("model"), body.get("model"));
     let streams = body.get("stream") == Some(&Value::Bool(true));
     if std::ptr::eq(endpoint, &CHAT) || std::ptr::eq(endpoint, &COMPLETIONS) {
@@ -154,13 +186,27 @@ fn check_parsed(endpoint: &Endpoint, parsed: &Parsed, body: Option<&Map<String, 
             .and_then(|options| options.get("include_usage"));
         if streams {
             assert_eq!(included, Some(&Value::Bool(true)));
+            let mut unchanged = payload.clone();
+            unchanged.remove("stream_options");
+            let mut original = body.clone();
+            original.remove("stream_options");
+            assert_eq!(
+                unchanged, original,
+                "{} rewrote more than stream_options",
+                endpoint.path
+            );
         } else {
-            assert_eq!(payload, body, "{} rewrote a whole request", endpoint.path);
+            assert_eq!(
+                &same_model[..],
+                data,
+                "{} rewrote a whole request",
+                endpoint.path
+            );
         }
         assert_eq!(parsed.hide_usage_chunk, streams && !asked);
         assert_eq!(parsed.reply == Reply::Events, streams);
     } else {
-        assert_eq!(payload, body, "{} rewrote the body", endpoint.path);
+        assert_eq!(&same_model[..], data, "{} rewrote the body", endpoint.path);
         assert!(!parsed.hide_usage_chunk);
     }
 }
@@ -194,7 +240,7 @@ pub fn audio_form(data: &[u8]) {
                 assert_eq!(sent, &content_type);
                 // The duration estimate is at most 10 tokens a byte (a WAV
                 // claiming one byte a second).
-                let Demand { prompt, .. } = parsed.demand;
+                let prompt = parsed.prompt_bound();
                 assert!(prompt <= (body.len() as u64).saturating_mul(10), "{prompt}");
             }
             Err(error) => assert_client_error(&error),
@@ -231,18 +277,7 @@ fn relay_every_way(endpoint: &Endpoint, hide: bool, data: &[u8]) -> (Vec<u8>, Se
 }
 
 fn relay(endpoint: &Endpoint, hide: bool, pieces: &[&[u8]]) -> (Vec<u8>, Seen) {
-    let parsed = Parsed {
-        model: HEURISTIC_MODEL.to_string(),
-        payload: Payload::Json(Map::new()),
-        reply: Reply::Events,
-        demand: Demand {
-            prompt: 0,
-            completion: None,
-        },
-        estimate: true,
-        hide_usage_chunk: hide,
-        affinity: None,
-    };
+    let parsed = events_request(HEURISTIC_MODEL, hide);
     let seen = Seen {
         completion: TextMeasure::for_model(HEURISTIC_MODEL),
         ..Seen::default()
@@ -254,6 +289,23 @@ fn relay(endpoint: &Endpoint, hide: bool, pieces: &[&[u8]]) -> (Vec<u8>, Seen) {
     }
     out.extend_from_slice(&relay.finish());
     (out, relay.seen)
+}
+
+/// A streamed request, as an observer sees it.
+pub(super) fn events_request(model: &str, hide_usage_chunk: bool) -> Parsed {
+    Parsed {
+        model: model.to_string(),
+        payload: Payload::Raw {
+            bytes: Bytes::new(),
+            content_type: HeaderValue::from_static("application/json"),
+        },
+        reply: Reply::Events,
+        prompt: Prompt::Known(0),
+        completion: None,
+        estimate: true,
+        hide_usage_chunk,
+        affinity: None,
+    }
 }
 
 fn assert_same_seen(one: &Seen, other: &Seen) {

@@ -12,12 +12,15 @@
 
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, header};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::command::Command;
 use crate::model::{ChannelStatus, ChannelType};
+use crate::relay::client::{USER_AGENT, chain};
 use crate::relay::target::{ChannelTarget, Operation, TargetError, upstream_request};
 use crate::relay::upstream::summarise;
 use crate::snapshot::ChannelEntry;
@@ -25,7 +28,9 @@ use crate::snapshot::ChannelEntry;
 /// The longest a test or a model list may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The `anthropic-version` header sent to Anthropic channels.
-const ANTHROPIC_VERSION: &str = "2023-06-01";
+const ANTHROPIC_VERSION: HeaderValue = HeaderValue::from_static("2023-06-01");
+/// The most of a test's or a model list's answer that is read.
+const ANSWER_LIMIT: usize = 16 * 1024 * 1024;
 
 /// An upstream endpoint a channel test can call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,9 +144,9 @@ pub async fn test(
     let answer = match entry.next_key() {
         None => Err(("the channel has no upstream key".to_string(), None)),
         Some(key) => {
-            let body = endpoint.body(upstream_model);
-            match test_request(state, entry, endpoint, upstream_model, key) {
-                Ok(request) => send(state, request.json(&body), entry, key).await,
+            let body = Bytes::from(endpoint.body(upstream_model).to_string());
+            match test_request(entry, endpoint, upstream_model, key, body) {
+                Ok(request) => send(state, request, entry, key).await,
                 Err(error) => Err((error, None)),
             }
         }
@@ -198,7 +203,7 @@ pub async fn upstream_models(
     let key = entry
         .next_key()
         .ok_or_else(|| "the channel has no upstream key".to_string())?;
-    let request = models_request(state, entry, key)?;
+    let request = models_request(entry, key)?;
     let (_, body) = send(state, request, entry, key)
         .await
         .map_err(|(error, _)| error)?;
@@ -220,47 +225,58 @@ pub async fn upstream_models(
 /// The test request for `endpoint`: OpenAI operations go where the relay
 /// sends them (`relay::target`); Anthropic's Messages API is built here.
 fn test_request(
-    state: &AppState,
     entry: &ChannelEntry,
     endpoint: Endpoint,
     upstream_model: &str,
     key: &str,
-) -> Result<reqwest::RequestBuilder, String> {
-    let Some(operation) = endpoint.operation() else {
-        let url = anthropic_url(entry, "messages")?;
-        return Ok(authenticated(state.http().post(url), entry, key));
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, String> {
+    let (uri, mut headers) = match endpoint.operation() {
+        None => (anthropic_uri(entry, "messages")?, auth_headers(entry, key)?),
+        Some(operation) => {
+            let target = upstream_request(entry, operation, upstream_model, key)
+                .map_err(|error| error.to_string())?;
+            (target.uri, target.headers)
+        }
     };
-    let target = upstream_request(entry, operation, upstream_model, key)
-        .map_err(|error| error.to_string())?;
-    Ok(state.http().post(target.url).headers(target.headers))
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(request(Method::POST, uri, headers, body))
 }
 
 /// The model-list request: `{base_url}/models` (openai), `/openai/models`
 /// (azure), `/v1/models` (anthropic).
-fn models_request(
-    state: &AppState,
-    entry: &ChannelEntry,
-    key: &str,
-) -> Result<reqwest::RequestBuilder, String> {
-    let url = match &entry.target {
+fn models_request(entry: &ChannelEntry, key: &str) -> Result<Request<Full<Bytes>>, String> {
+    let uri = match &entry.target {
         ChannelTarget::Openai { .. } => {
             let base = entry.channel.spec.base_url.trim_end_matches('/');
-            parse_url(&format!("{base}/models"))?
+            parse_uri(&format!("{base}/models"))?
         }
         ChannelTarget::Azure { endpoint, query } => {
             let base = endpoint.as_str().trim_end_matches('/');
-            parse_url(&format!("{base}/openai/models?{query}"))?
+            parse_uri(&format!("{base}/openai/models?{query}"))?
         }
-        ChannelTarget::Anthropic { .. } => anthropic_url(entry, "models?limit=1000")?,
+        ChannelTarget::Anthropic { .. } => anthropic_uri(entry, "models?limit=1000")?,
         ChannelTarget::Invalid => return Err(TargetError::BadBaseUrl.to_string()),
     };
-    Ok(authenticated(state.http().get(url), entry, key))
+    let headers = auth_headers(entry, key)?;
+    Ok(request(Method::GET, uri, headers, Bytes::new()))
+}
+
+fn request(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Request<Full<Bytes>> {
+    let mut request = Request::new(Full::new(body));
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    request
 }
 
 /// `{host}/v1/{path}` of an Anthropic channel.
-fn anthropic_url(entry: &ChannelEntry, path: &str) -> Result<reqwest::Url, String> {
+fn anthropic_uri(entry: &ChannelEntry, path: &str) -> Result<Uri, String> {
     match &entry.target {
-        ChannelTarget::Anthropic { host } => parse_url(&format!(
+        ChannelTarget::Anthropic { host } => parse_uri(&format!(
             "{}/v1/{path}",
             host.as_str().trim_end_matches('/')
         )),
@@ -268,23 +284,27 @@ fn anthropic_url(entry: &ChannelEntry, path: &str) -> Result<reqwest::Url, Strin
     }
 }
 
-fn parse_url(text: &str) -> Result<reqwest::Url, String> {
-    reqwest::Url::parse(text).map_err(|_| TargetError::BadBaseUrl.to_string())
+/// A URL checked as one (so the same texts are refused as before), as the client's URI.
+fn parse_uri(text: &str) -> Result<Uri, String> {
+    let url = reqwest::Url::parse(text).map_err(|_| TargetError::BadBaseUrl.to_string())?;
+    Uri::try_from(url.as_str()).map_err(|_| TargetError::BadBaseUrl.to_string())
 }
 
-/// `builder` with the channel type's auth header.
-fn authenticated(
-    builder: reqwest::RequestBuilder,
-    entry: &ChannelEntry,
-    key: &str,
-) -> reqwest::RequestBuilder {
-    match entry.channel.spec.kind {
-        ChannelType::Openai => builder.bearer_auth(key),
-        ChannelType::Azure => builder.header("api-key", key),
-        ChannelType::Anthropic => builder
-            .header("x-api-key", key)
-            .header("anthropic-version", ANTHROPIC_VERSION),
+/// The channel type's auth header (and Anthropic's version).
+fn auth_headers(entry: &ChannelEntry, key: &str) -> Result<HeaderMap, String> {
+    let (name, value) = match entry.channel.spec.kind {
+        ChannelType::Openai => (header::AUTHORIZATION, format!("Bearer {key}")),
+        ChannelType::Azure => (HeaderName::from_static("api-key"), key.to_string()),
+        ChannelType::Anthropic => (HeaderName::from_static("x-api-key"), key.to_string()),
+    };
+    let mut value = HeaderValue::from_str(&value).map_err(|_| TargetError::BadKey.to_string())?;
+    value.set_sensitive(true);
+    let mut headers = HeaderMap::new();
+    headers.insert(name, value);
+    if entry.channel.spec.kind == ChannelType::Anthropic {
+        headers.insert("anthropic-version", ANTHROPIC_VERSION);
     }
+    Ok(headers)
 }
 
 /// Sends `request`; a 2xx gives its status and body, anything else a
@@ -292,38 +312,33 @@ fn authenticated(
 /// auto-disable rules like relay traffic.
 async fn send(
     state: &AppState,
-    request: reqwest::RequestBuilder,
+    mut request: Request<Full<Bytes>>,
     entry: &ChannelEntry,
     key: &str,
-) -> Result<(StatusCode, bytes::Bytes), (String, Option<StatusCode>)> {
-    let response = request
-        .timeout(PROBE_TIMEOUT)
-        .send()
+) -> Result<(StatusCode, Bytes), (String, Option<StatusCode>)> {
+    request.headers_mut().insert(header::USER_AGENT, USER_AGENT);
+    let client = state.upstream();
+    let exchange = async {
+        let response = client
+            .send(request)
+            .await
+            .map_err(|error| (error.text, None))?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), ANSWER_LIMIT)
+            .collect()
+            .await
+            .map_err(|error| (chain(error.as_ref()), Some(status)))?
+            .to_bytes();
+        Ok((status, body))
+    };
+    let (status, body) = tokio::time::timeout(PROBE_TIMEOUT, exchange)
         .await
-        .map_err(|error| (transport(error), None))?;
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|error| (transport(error), Some(status)))?;
+        .map_err(|_| (format!("no answer within {PROBE_TIMEOUT:?}"), None))??;
     if status.is_success() {
         return Ok((status, body));
     }
     super::report_failure(state, entry.channel.id, status, &body);
     Err((summarise(status, &body, key), Some(status)))
-}
-
-/// A transport error with its causes, without the URL.
-fn transport(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

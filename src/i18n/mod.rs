@@ -110,7 +110,7 @@ pub async fn layer(request: Request, next: Next) -> Response {
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|value| value.to_str().ok()),
     );
-    LOCALE.scope(locale, next.run(request)).await
+    scope(locale, next.run(request)).await
 }
 
 #[cfg(test)]

@@ -25,11 +25,11 @@ pub mod otel;
 pub mod scrape;
 pub mod series;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use foldhash::HashSet;
 
 use crate::model::ChannelId;
 use crate::relay::meter::Outcome;

@@ -5,13 +5,15 @@
 //! series up never locks, and adding one (a label set seen for the first
 //! time, which the label rules keep rare and bounded) copies the map.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+// Label keys are hashed on every request: foldhash, not SipHash. Only
+// bounded, admin-made or fixed label values reach a family.
+use foldhash::HashMap;
 
 /// A monotonic count.
 #[derive(Debug, Default)]
@@ -104,7 +106,7 @@ pub struct Family<K, V> {
 impl<K: Eq + Hash + Clone, V: Default> Family<K, V> {
     pub fn new(limit: usize) -> Family<K, V> {
         Family {
-            series: ArcSwap::from_pointee(HashMap::new()),
+            series: ArcSwap::from_pointee(HashMap::default()),
             limit,
         }
     }

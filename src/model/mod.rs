@@ -11,4 +11,4 @@ pub use channel::{
     AutoDisabled, Channel, ChannelId, ChannelSpec, ChannelStatus, ChannelType, mask_key,
 };
 pub use log::{LogFilter, RequestLog};
-pub use token::{KeyHash, Token, TokenId, TokenSpec, TokenStatus};
+pub use token::{KeyDigest, KeyHash, Token, TokenId, TokenSpec, TokenStatus};

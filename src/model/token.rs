@@ -28,7 +28,25 @@ pub struct KeyHash(pub String);
 
 impl KeyHash {
     pub fn of(key: &str) -> KeyHash {
-        KeyHash(hex::encode(Sha256::digest(key.as_bytes())))
+        KeyHash(hex::encode(KeyDigest::of(key).0))
+    }
+
+    /// The digest this hex text encodes; `None` if it is not one.
+    pub fn digest(&self) -> Option<KeyDigest> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(&self.0, &mut bytes).ok()?;
+        Some(KeyDigest(bytes))
+    }
+}
+
+/// SHA-256 of a full API key, as bytes: what the relay looks keys up by,
+/// with no text to allocate or compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyDigest(pub [u8; 32]);
+
+impl KeyDigest {
+    pub fn of(key: &str) -> KeyDigest {
+        KeyDigest(Sha256::digest(key.as_bytes()).into())
     }
 }
 

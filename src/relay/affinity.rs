@@ -9,12 +9,14 @@
 //! is still a candidate, enabled and not capped) is checked on every request,
 //! and a stale entry is cleared with an `affinity_fallthrough` event.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
-use serde_json::{Map, Value};
+
+use super::body::JsonBody;
 
 use crate::model::ChannelId;
 use crate::snapshot::{ChannelEntry, Snapshot};
@@ -35,11 +37,11 @@ pub struct AffinityKey(u64);
 
 /// The affinity source of a request: `prompt_cache_key`, then `user`, then
 /// the session header. Empty strings do not count.
-pub fn source<'a>(body: &'a Map<String, Value>, session: Option<&'a str>) -> Option<&'a str> {
+pub fn source<'a>(body: &'a JsonBody, session: Option<&'a str>) -> Option<Cow<'a, str>> {
     ["prompt_cache_key", "user"]
         .iter()
-        .find_map(|field| body.get(*field).and_then(Value::as_str))
-        .or(session)
+        .find_map(|field| body.str(field))
+        .or(session.map(Cow::Borrowed))
         .filter(|text| !text.is_empty())
 }
 
@@ -314,8 +316,8 @@ mod tests {
             (json!({"user": ""}), None, None),
         ];
         for (body, session, expected) in cases {
-            let body = body.as_object().cloned().unwrap();
-            assert_eq!(source(&body, session), expected, "{body:?}");
+            let body = JsonBody::parse(body.to_string().into()).unwrap();
+            assert_eq!(source(&body, session).as_deref(), expected, "{body:?}");
         }
     }
 

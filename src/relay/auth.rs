@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::i18n::Message;
-use crate::model::{KeyHash, Token, TokenStatus};
+use crate::model::{KeyDigest, Token, TokenStatus};
 use crate::snapshot::Snapshot;
 
 const X_API_KEY: &str = "x-api-key";
@@ -27,7 +27,7 @@ pub fn authenticate(
     let key = presented_key(headers)
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, Message::MissingApiKey))?;
     let token = snapshot
-        .token_by_hash(&KeyHash::of(key))
+        .token_by_digest(&KeyDigest::of(key))
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, Message::IncorrectApiKey))?;
     if token.spec.status != TokenStatus::Enabled {
         return Err(ApiError::new(ErrorCode::Forbidden, Message::ApiKeyDisabled));

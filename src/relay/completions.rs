@@ -3,59 +3,59 @@
 //! text is `choices[].text`, whole or streamed. Streams get
 //! `stream_options.include_usage` as chat's do.
 
-use axum::extract::{Request, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::dispatch::Demand;
-use super::endpoint::{self, Endpoint, Parsed, Payload, Reply};
-use super::pipeline;
-use super::request_id::RequestId;
+use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
 use super::target::Operation;
 use super::usage::{self, TextMeasure};
-use crate::AppState;
-use crate::error::{ApiError, OpenAiError};
+use crate::error::ApiError;
 
 pub static COMPLETIONS: Endpoint = Endpoint {
     path: "/v1/completions",
+    family: Family::OpenAi,
     operation: Operation::Completions,
     parse,
+    count_prompt,
     reply_usage: endpoint::json_usage,
     measure_reply,
     observer: endpoint::openai_events,
 };
 
-pub async fn completions(
-    State(state): State<AppState>,
-    request_id: RequestId,
-    request: Request,
-) -> Result<Response, OpenAiError> {
-    pipeline::serve(&state, &request_id, &COMPLETIONS, request)
-        .await
-        .map_err(ApiError::openai)
-}
-
 fn parse(bytes: Bytes, _headers: &HeaderMap) -> Result<Parsed, ApiError> {
-    let (mut body, model) = endpoint::json_body(&bytes)?;
+    let (body, model) = endpoint::json_body(bytes)?;
     let stream = endpoint::wants_stream(&body);
-    let hide_usage_chunk = stream && !endpoint::request_stream_usage(&mut body);
-    let mut prompt = TextMeasure::for_model(&model);
-    let token_ids = add_input(body.get("prompt"), &mut prompt);
-    let demand = Demand {
-        prompt: prompt.tokens() + token_ids,
-        completion: usage::requested_completion(&body),
+    let (edit, asked) = match stream {
+        true => endpoint::stream_usage(&body),
+        false => (None, true),
     };
     Ok(Parsed {
         affinity: endpoint::affinity_of(&body),
-        reply: if stream { Reply::Events } else { Reply::Whole },
+        reply: Reply::events_if(stream),
+        completion: endpoint::completion_budget(&body, usage::COMPLETION_BUDGET),
         model,
-        payload: Payload::Json(body),
-        demand,
+        payload: Payload::Json {
+            body,
+            edits: edit.into_iter().collect(),
+        },
+        prompt: Prompt::FromBody,
         estimate: true,
-        hide_usage_chunk,
+        hide_usage_chunk: !asked,
     })
+}
+
+/// The prompt's tokens: `prompt` as text, texts or token ids.
+fn count_prompt(body: &Map<String, Value>, model: &str) -> u64 {
+    input_tokens(body.get("prompt"), model)
+}
+
+/// An `input`/`prompt` value's tokens: its text measured for `model`,
+/// token ids counted as themselves.
+pub fn input_tokens(value: Option<&Value>, model: &str) -> u64 {
+    let mut measure = TextMeasure::for_model(model);
+    let token_ids = add_input(value, &mut measure);
+    measure.tokens() + token_ids
 }
 
 /// Adds an `input`/`prompt` value's text to `measure`: a string, strings,

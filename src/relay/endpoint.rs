@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, HeaderValue};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::dispatch::Demand;
+use super::body::{Edit, JsonBody, json_string};
+use super::estimate;
 use super::observe::{Observer, OpenAiEvents};
 use super::target::Operation;
 use super::usage::{RawUsage, TextMeasure};
@@ -22,15 +23,30 @@ use crate::i18n::Message;
 pub struct Endpoint {
     /// The client path; also the log row's `endpoint`.
     pub path: &'static str,
+    /// Whose envelope its errors are in.
+    pub family: Family,
     pub operation: Operation,
-    /// Reads the buffered client body; `headers` are the client's.
+    /// Reads the buffered client body; `headers` are the client's. It
+    /// reads only the top-level fields it needs: no tree, no tokenizer.
     pub parse: fn(Bytes, &HeaderMap) -> Result<Parsed, ApiError>,
+    /// The exact prompt tokens of a JSON request for a model (tiktoken for
+    /// OpenAI models): run only when the upstream reported no usage, after
+    /// the reply, off the async workers.
+    pub count_prompt: fn(&Map<String, Value>, &str) -> u64,
     /// The usage a whole upstream reply reports.
     pub reply_usage: fn(&[u8]) -> Option<RawUsage>,
-    /// Adds a whole reply's completion text to `measure`, for the estimate.
+    /// Adds a whole reply's completion text to `measure`, for the estimate
+    /// (only when the reply reported no usage; off the async workers).
     pub measure_reply: fn(&[u8], &mut TextMeasure),
     /// The reader of this request's stream events.
     pub observer: fn(&Parsed) -> Box<dyn Observer>,
+}
+
+/// The API an endpoint belongs to, which decides its error envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    OpenAi,
+    Anthropic,
 }
 
 /// A parsed client request.
@@ -38,10 +54,11 @@ pub struct Parsed {
     pub model: String,
     pub payload: Payload,
     pub reply: Reply,
-    /// What an attempt reserves against a channel's daily cap; `prompt` is
-    /// also the prompt estimate when the upstream reports no usage.
-    pub demand: Demand,
-    /// Whether missing usage is estimated (`prompt` + measured reply) or
+    /// How the prompt is sized.
+    pub prompt: Prompt,
+    /// The completion budget the client set (`max_tokens` and the like).
+    pub completion: Option<u64>,
+    /// Whether missing usage is estimated (prompt + measured reply) or
     /// counted as zero (endpoints not billed in tokens).
     pub estimate: bool,
     /// Hide the usage-only chunk the gateway asked for on the client's behalf.
@@ -52,13 +69,54 @@ pub struct Parsed {
 
 /// The request body as it goes upstream.
 pub enum Payload {
-    /// JSON whose `model` is rewritten per channel; other fields pass through.
-    Json(Map<String, Value>),
+    /// The client's JSON, forwarded as sent but for `edits` (made on every
+    /// attempt) and `model`, rewritten per channel.
+    Json { body: JsonBody, edits: Vec<Edit> },
     /// Bytes forwarded exactly as the client sent them (multipart audio).
     Raw {
         bytes: Bytes,
         content_type: HeaderValue,
     },
+}
+
+/// How a request's prompt is sized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    /// From the JSON body: its byte bound for reservations
+    /// (`estimate::prompt_bound`), and [`Endpoint::count_prompt`] for the
+    /// count when the upstream reports no usage.
+    FromBody,
+    /// Known up front (an audio file's duration; nothing, for `count_tokens`).
+    Known(u64),
+}
+
+impl Parsed {
+    /// The prompt size a reservation takes: the body's byte bound, or the
+    /// known size. Only asked for when a candidate channel has a limit.
+    pub fn prompt_bound(&self) -> u64 {
+        match (self.prompt, &self.payload) {
+            (Prompt::Known(tokens), _) => tokens,
+            (Prompt::FromBody, Payload::Json { body, .. }) => estimate::prompt_bound(body.bytes()),
+            (Prompt::FromBody, Payload::Raw { bytes, .. }) => estimate::prompt_bound(bytes),
+        }
+    }
+
+    /// One attempt's body: the client's bytes with this request's edits,
+    /// and `upstream_model` in place of the client's model when they differ.
+    pub fn body_for(&self, upstream_model: &str) -> Bytes {
+        match &self.payload {
+            Payload::Raw { bytes, .. } => bytes.clone(),
+            Payload::Json { body, edits } if upstream_model == self.model => body.with(edits),
+            Payload::Json { body, edits } => {
+                let mut edits = edits.clone();
+                edits.push(Edit {
+                    key: "model",
+                    value: json_string(upstream_model),
+                });
+                body.with(&edits)
+            }
+        }
+    }
 }
 
 /// How the upstream reply reaches the client.
@@ -77,6 +135,11 @@ impl Reply {
     pub fn streams(self) -> bool {
         self != Reply::Whole
     }
+
+    /// `Events` for a stream, else `Whole`.
+    pub fn events_if(stream: bool) -> Reply {
+        if stream { Reply::Events } else { Reply::Whole }
+    }
 }
 
 /// The default stream reader: every OpenAI shape.
@@ -94,9 +157,14 @@ pub fn json_usage(body: &[u8]) -> Option<RawUsage> {
 /// A reply the estimate does not measure (embeddings, images).
 pub fn measure_nothing(_body: &[u8], _measure: &mut TextMeasure) {}
 
-/// Parses a JSON object body and its required, non-empty `model`.
-pub fn json_body(bytes: &[u8]) -> Result<(Map<String, Value>, String), ApiError> {
-    let body: Map<String, Value> = serde_json::from_slice(bytes).map_err(|error| {
+/// A prompt that is never counted (endpoints whose estimate is off).
+pub fn count_nothing(_body: &Map<String, Value>, _model: &str) -> u64 {
+    0
+}
+
+/// Checks a JSON object body and reads its required, non-empty `model`.
+pub fn json_body(bytes: Bytes) -> Result<(JsonBody, String), ApiError> {
+    let body = JsonBody::parse(bytes).map_err(|error| {
         ApiError::new(
             ErrorCode::InvalidRequest,
             Message::MalformedJson {
@@ -104,16 +172,15 @@ pub fn json_body(bytes: &[u8]) -> Result<(Map<String, Value>, String), ApiError>
             },
         )
     })?;
-    let model = match body.get("model") {
-        Some(Value::String(model)) if !model.is_empty() => model.clone(),
+    let model = match body.str("model") {
+        Some(model) if !model.is_empty() => model.into_owned(),
         _ => return Err(ApiError::invalid("model", Message::ModelRequired)),
     };
     // A `stream` that is not a boolean would leave the gateway and the
     // upstream disagreeing on whether the reply streams (and so on how its
     // usage is read): refuse it here rather than guess.
-    if let Some(stream) = body.get("stream")
-        && !stream.is_boolean()
-        && !stream.is_null()
+    if let Some(stream) = body.raw("stream")
+        && !matches!(stream, b"true" | b"false" | b"null")
     {
         let message = Message::SettingNotBoolean {
             field: "stream".to_string(),
@@ -124,29 +191,36 @@ pub fn json_body(bytes: &[u8]) -> Result<(Map<String, Value>, String), ApiError>
 }
 
 /// Whether a JSON body asks for a stream (`"stream": true`).
-pub fn wants_stream(body: &Map<String, Value>) -> bool {
-    body.get("stream") == Some(&Value::Bool(true))
+pub fn wants_stream(body: &JsonBody) -> bool {
+    body.is_true("stream")
 }
 
 /// For endpoints whose streams carry usage only on request (chat,
-/// completions): asks for it, keeping other stream options, and returns
-/// whether the client had asked itself.
-pub fn request_stream_usage(body: &mut Map<String, Value>) -> bool {
-    let options = body
-        .entry("stream_options")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !options.is_object() {
-        *options = Value::Object(Map::new());
+/// completions): the edit that asks for it, keeping other stream options
+/// (none when the client asked itself), and whether the client had asked.
+pub fn stream_usage(body: &JsonBody) -> (Option<Edit>, bool) {
+    let mut options: Map<String, Value> = body.get("stream_options").unwrap_or_default();
+    if options.get("include_usage") == Some(&Value::Bool(true)) {
+        return (None, true);
     }
-    let mut asked = false;
-    if let Value::Object(options) = options {
-        asked = options.get("include_usage") == Some(&Value::Bool(true));
-        options.insert("include_usage".to_string(), Value::Bool(true));
-    }
-    asked
+    options.insert("include_usage".to_string(), Value::Bool(true));
+    let value = serde_json::to_vec(&options)
+        .map(Bytes::from)
+        .unwrap_or_default();
+    let edit = Edit {
+        key: "stream_options",
+        value,
+    };
+    (Some(edit), false)
 }
 
 /// The affinity source a JSON body names, if any.
-pub fn affinity_of(body: &Map<String, Value>) -> Option<String> {
-    super::affinity::source(body, None).map(str::to_string)
+pub fn affinity_of(body: &JsonBody) -> Option<String> {
+    super::affinity::source(body, None).map(|source| source.into_owned())
+}
+
+/// The completion budget the client set: the first of `fields` that is a
+/// whole number.
+pub fn completion_budget(body: &JsonBody, fields: &[&str]) -> Option<u64> {
+    fields.iter().find_map(|field| body.get::<u64>(field))
 }

@@ -13,6 +13,10 @@
 //!   or the gateway's estimate when the upstream reported none (estimated
 //!   totals count too), on the day the request completes, in the channel's
 //!   zone;
+//! - an estimate needs the request's and reply's text parsed and, for
+//!   OpenAI models, tokenized: that runs after the reply, on the blocking
+//!   pool ([`Estimate`]), and the request is counted and logged when it is
+//!   done; its hold stays reserved until then;
 //! - a client that went away mid-stream is counted for what it was sent (the
 //!   reported usage if it arrived, else the estimate of what was seen);
 //! - a request dropped before any upstream success releases its hold;
@@ -31,8 +35,10 @@
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use serde_json::{Map, Value};
 
 use super::request_id::RequestId;
 use super::usage::{RawUsage, TextMeasure, Usage};
@@ -168,8 +174,81 @@ pub fn finish(state: &AppState, mut outcome: Outcome) {
     });
 }
 
+/// Records a request whose usage must be estimated: the estimate runs on
+/// the blocking pool (tracked, so a graceful stop waits for it), then the
+/// request is recorded like any other.
+fn finish_estimated(state: &AppState, mut outcome: Outcome, estimate: Estimate) {
+    let finishing = state.clone();
+    let run = move || {
+        outcome.usage = estimate.usage();
+        finish(&finishing, outcome);
+    };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        state.finishing.spawn_blocking(run);
+    } else {
+        run();
+    }
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What the prompt's estimate is made from, if the upstream reports no usage.
+#[derive(Debug, Clone)]
+pub enum PromptText {
+    /// A size known up front.
+    Known(u64),
+    /// A JSON body and the endpoint's count of its prompt for a model.
+    Json {
+        body: Bytes,
+        count: fn(&Map<String, Value>, &str) -> u64,
+    },
+}
+
+/// What the completion's estimate is made from.
+#[derive(Debug, Clone)]
+enum CompletionText {
+    /// Measured as it streamed.
+    Measured(TextMeasure),
+    /// A whole reply and the endpoint's measure of it.
+    Reply {
+        body: Bytes,
+        measure: fn(&[u8], &mut TextMeasure),
+    },
+}
+
+/// The inputs of one request's estimate, computed off the async workers.
+#[derive(Debug, Clone)]
+pub struct Estimate {
+    model: String,
+    prompt: PromptText,
+    completion: CompletionText,
+}
+
+impl Estimate {
+    /// The estimated usage: the prompt and the completion text counted
+    /// (with the model's tokenizer for OpenAI models). A body that does not
+    /// parse as a tree (the scan accepted it, so only a limit of the parser
+    /// could refuse it) falls back to its byte bound.
+    pub fn usage(&self) -> Usage {
+        let prompt = match &self.prompt {
+            PromptText::Known(tokens) => *tokens,
+            PromptText::Json { body, count } => match serde_json::from_slice(body) {
+                Ok(map) => count(&map, &self.model),
+                Err(_) => super::estimate::prompt_bound(body),
+            },
+        };
+        let completion = match &self.completion {
+            CompletionText::Measured(measure) => measure.clone(),
+            CompletionText::Reply { body, measure } => {
+                let mut text = TextMeasure::for_model(&self.model);
+                measure(body, &mut text);
+                text
+            }
+        };
+        Usage::estimated(prompt, &completion)
+    }
 }
 
 /// A request in flight; records its [`Outcome`] through [`finish`] when dropped.
@@ -177,10 +256,10 @@ pub struct Meter {
     state: AppState,
     started: Instant,
     outcome: Outcome,
-    /// Estimated prompt tokens, used only if the upstream reports no usage.
-    prompt_estimate: u64,
+    /// What the prompt is estimated from, if the upstream reports no usage.
+    prompt: PromptText,
     reported: Option<RawUsage>,
-    completion: TextMeasure,
+    completion: CompletionText,
     /// Whether an upstream success reached the client, so that missing
     /// usage must be estimated rather than counted as zero.
     served: bool,
@@ -218,20 +297,21 @@ impl Meter {
                 hold: None,
                 served: false,
             },
-            prompt_estimate: 0,
+            prompt: PromptText::Known(0),
             reported: None,
-            completion: TextMeasure::default(),
+            completion: CompletionText::Measured(TextMeasure::default()),
             served: false,
             running: None,
             estimate: true,
         }
     }
 
-    /// The parsed request: its model, stream flag and estimated prompt size.
-    pub fn request(&mut self, model: &str, stream: bool, prompt_estimate: u64) {
+    /// The parsed request: its model, stream flag, and what its prompt is
+    /// estimated from if no usage comes.
+    pub fn request(&mut self, model: &str, stream: bool, prompt: PromptText) {
         self.outcome.model = model.to_string();
         self.outcome.stream = stream;
-        self.prompt_estimate = prompt_estimate;
+        self.prompt = prompt;
     }
 
     /// One more channel tried, under its upstream model name.
@@ -312,7 +392,22 @@ impl Meter {
     pub fn served(&mut self, reported: Option<RawUsage>, completion: TextMeasure) {
         self.served = true;
         self.reported = reported;
-        self.completion = completion;
+        self.completion = CompletionText::Measured(completion);
+    }
+
+    /// A whole upstream reply was relayed: its reported usage (if any), and
+    /// the reply and its measure, for the estimate when there is none.
+    pub fn served_whole(
+        &mut self,
+        reported: Option<RawUsage>,
+        body: Bytes,
+        measure: fn(&[u8], &mut TextMeasure),
+    ) {
+        self.served = true;
+        self.reported = reported;
+        if reported.is_none() {
+            self.completion = CompletionText::Reply { body, measure };
+        }
     }
 
     /// Counts one reported usage at once, while the request still runs (a
@@ -338,20 +433,35 @@ impl Meter {
         usage.total
     }
 
-    fn usage(&self) -> Usage {
+    /// The usage, or what it must be estimated from.
+    fn usage(&mut self) -> Settled {
         if let Some(running) = self.running {
-            return running;
+            return Settled::Known(running);
         }
         match (self.reported, self.served && self.estimate) {
-            (Some(raw), _) => Usage::reported(raw),
-            (None, true) => Usage::estimated(self.prompt_estimate, &self.completion),
-            (None, false) => Usage::default(),
+            (Some(raw), _) => Settled::Known(Usage::reported(raw)),
+            (None, true) => Settled::Estimate(Estimate {
+                model: self.outcome.model.clone(),
+                prompt: std::mem::replace(&mut self.prompt, PromptText::Known(0)),
+                completion: std::mem::replace(
+                    &mut self.completion,
+                    CompletionText::Measured(TextMeasure::default()),
+                ),
+            }),
+            (None, false) => Settled::Known(Usage::default()),
         }
     }
 }
 
+/// A finished request's usage: known now, or to be estimated.
+enum Settled {
+    Known(Usage),
+    Estimate(Estimate),
+}
+
 impl Drop for Meter {
     fn drop(&mut self) {
+        let usage = self.usage();
         let mut outcome = std::mem::take(&mut self.outcome);
         if self.running.is_some()
             && let Some(hold) = outcome.hold.take()
@@ -360,9 +470,14 @@ impl Drop for Meter {
             // reservation could be left, and there is none after a count.
             hold.release(&self.state.counters);
         }
-        outcome.usage = self.usage();
         outcome.served = self.served;
         outcome.latency = self.started.elapsed();
-        finish(&self.state, outcome);
+        match usage {
+            Settled::Known(usage) => {
+                outcome.usage = usage;
+                finish(&self.state, outcome);
+            }
+            Settled::Estimate(estimate) => finish_estimated(&self.state, outcome, estimate),
+        }
     }
 }

@@ -31,11 +31,14 @@ pub mod affinity;
 pub mod anthropic;
 pub mod audio;
 pub mod auth;
+pub mod body;
 pub mod chat;
+pub mod client;
 pub mod completions;
 pub mod dispatch;
 pub mod embeddings;
 pub mod endpoint;
+pub mod estimate;
 pub mod images;
 pub mod meter;
 pub mod models;
@@ -53,10 +56,12 @@ pub mod upstream;
 pub mod usage;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
+
+use endpoint::Endpoint;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode, OpenAiError};
@@ -97,55 +102,71 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
         .collect()
 }
 
+/// Every endpoint the pipeline serves (every `POST` under `/v1`): the
+/// router's routes and the hot path ([`hot`]) are both built from it.
+pub const ENDPOINTS: [&Endpoint; 11] = [
+    &chat::CHAT,
+    &completions::COMPLETIONS,
+    &embeddings::EMBEDDINGS,
+    &responses::RESPONSES,
+    &audio::TRANSCRIPTIONS,
+    &audio::TRANSLATIONS,
+    &audio::speech::SPEECH,
+    &images::IMAGES,
+    &moderations::MODERATIONS,
+    &anthropic::messages::MESSAGES,
+    &anthropic::messages::COUNT_TOKENS,
+];
+
 /// The one list of `/v1` routes: method, path and handler.
 fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
-    vec![
-        (Method::POST, chat::ENDPOINT, post(chat::chat_completions)),
-        (
-            Method::POST,
-            "/v1/completions",
-            post(completions::completions),
-        ),
-        (Method::POST, "/v1/embeddings", post(embeddings::embeddings)),
-        (Method::POST, "/v1/responses", post(responses::responses)),
-        (
-            Method::POST,
-            "/v1/audio/transcriptions",
-            post(audio::transcriptions),
-        ),
-        (
-            Method::POST,
-            "/v1/audio/translations",
-            post(audio::translations),
-        ),
-        (
-            Method::POST,
-            "/v1/audio/speech",
-            post(audio::speech::speech),
-        ),
-        (
-            Method::POST,
-            "/v1/images/generations",
-            post(images::generations),
-        ),
-        (
-            Method::POST,
-            "/v1/moderations",
-            post(moderations::moderations),
-        ),
-        (
-            Method::POST,
-            anthropic::messages::MESSAGES_PATH,
-            post(anthropic::messages::messages),
-        ),
-        (
-            Method::POST,
-            anthropic::messages::COUNT_TOKENS_PATH,
-            post(anthropic::messages::count_tokens),
-        ),
-        (Method::GET, "/v1/models", get(models::list_models)),
-        (Method::GET, realtime::ENDPOINT, get(realtime::realtime)),
-    ]
+    let relayed = ENDPOINTS.iter().map(|endpoint| {
+        let endpoint: &'static Endpoint = endpoint;
+        let handler = post(
+            move |State(state): State<AppState>, request_id: RequestId, request: Request| async move {
+                pipeline::respond(&state, &request_id, endpoint, request).await
+            },
+        );
+        (Method::POST, endpoint.path, handler)
+    });
+    relayed
+        .chain([
+            (Method::GET, "/v1/models", get(models::list_models)),
+            (Method::GET, realtime::ENDPOINT, get(realtime::realtime)),
+        ])
+        .collect()
+}
+
+/// The relayed endpoint a request names, for the server's hot path: the
+/// same handler as the router's, without the router's per-request layers.
+pub fn hot(method: &Method, path: &str) -> Option<&'static Endpoint> {
+    if method != Method::POST {
+        return None;
+    }
+    ENDPOINTS
+        .iter()
+        .find(|endpoint| endpoint.path == path)
+        .copied()
+}
+
+/// Serves a request the hot path matched: what the router's layers do
+/// for it (the request id, the locale), then the endpoint's handler.
+pub async fn serve_hot(
+    state: &AppState,
+    endpoint: &'static Endpoint,
+    request: Request,
+) -> Response {
+    let request_id = RequestId::from_header(request.headers().get(&request_id::X_REQUEST_ID));
+    let locale = crate::i18n::negotiate(
+        request
+            .headers()
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|value| value.to_str().ok()),
+    );
+    let respond = pipeline::respond(state, &request_id, endpoint, request);
+    let mut response = crate::i18n::scope(locale, respond).await;
+    request_id.stamp(&mut response);
+    response
 }
 
 /// A request refused before its key was known: traced, but not written to the

@@ -13,15 +13,14 @@
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Request};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::Value;
 
-use super::dispatch::{Candidates, Dispatch};
-use super::endpoint::{Endpoint, Parsed, Payload, Reply};
-use super::meter::Meter;
+use super::dispatch::{Candidates, Demand, Dispatch};
+use super::endpoint::{Endpoint, Family, Parsed, Payload, Prompt, Reply};
+use super::meter::{Meter, PromptText};
 use super::observe::Seen;
 use super::request_id::RequestId;
 use super::sse::SseRelay;
@@ -34,6 +33,22 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::i18n::Message;
 use crate::snapshot::ChannelEntry;
+
+/// Serves one request to `endpoint`, errors in the envelope of its family.
+pub async fn respond(
+    state: &AppState,
+    request_id: &RequestId,
+    endpoint: &'static Endpoint,
+    request: Request,
+) -> Response {
+    match serve(state, request_id, endpoint, request).await {
+        Ok(response) => response,
+        Err(error) => match endpoint.family {
+            Family::OpenAi => error.openai().into_response(),
+            Family::Anthropic => error.anthropic().into_response(),
+        },
+    }
+}
 
 /// Serves one request to `endpoint`. Errors come back unrendered, so each
 /// protocol family can use its own envelope.
@@ -60,7 +75,11 @@ pub async fn serve(
         Ok(parsed) => parsed,
         Err(error) => return Err(meter.failed(error)),
     };
-    meter.request(&parsed.model, parsed.reply.streams(), parsed.demand.prompt);
+    meter.request(
+        &parsed.model,
+        parsed.reply.streams(),
+        prompt_text(endpoint, &parsed),
+    );
     if !parsed.estimate {
         meter.without_estimate();
     }
@@ -68,18 +87,21 @@ pub async fn serve(
     if candidates.route().is_empty() {
         return Err(meter.failed(model_not_found(&parsed.model)));
     }
+    // Only a reservation needs the prompt's size before the request leaves.
+    let demand = Demand {
+        prompt: match candidates.route().is_limited() {
+            true => parsed.prompt_bound(),
+            false => 0,
+        },
+        completion: parsed.completion,
+    };
     let session = headers
         .get(affinity::SESSION_HEADER)
         .and_then(|value| value.to_str().ok());
     let source = parsed.affinity.as_deref().or(session);
-    super::dispatch::warm_leases(state, candidates.route(), parsed.demand).await;
-    let dispatch = Dispatch::new(
-        state,
-        candidates.route(),
-        parsed.demand,
-        request_id.as_str(),
-    )
-    .with_affinity(&snapshot, &token, &parsed.model, source);
+    super::dispatch::warm_leases(state, candidates.route(), demand).await;
+    let dispatch = Dispatch::new(state, candidates.route(), demand, request_id.as_str())
+        .with_affinity(&snapshot, &token, &parsed.model, source);
     relay(
         state,
         endpoint,
@@ -92,7 +114,24 @@ pub async fn serve(
     .await
 }
 
-/// Reads the whole body, within the configured limit.
+/// What the meter estimates the prompt from if no usage comes: the body
+/// (kept by reference, parsed only then) or the known size.
+fn prompt_text(endpoint: &Endpoint, parsed: &Parsed) -> PromptText {
+    match (&parsed.payload, parsed.prompt) {
+        (_, Prompt::Known(tokens)) => PromptText::Known(tokens),
+        (Payload::Json { body, .. }, Prompt::FromBody) => PromptText::Json {
+            body: body.bytes().clone(),
+            count: endpoint.count_prompt,
+        },
+        (Payload::Raw { bytes, .. }, Prompt::FromBody) => {
+            PromptText::Known(super::estimate::prompt_bound(bytes))
+        }
+    }
+}
+
+/// Reads the whole body, within the configured limit: a declared length
+/// over it is refused before reading, a body that grows past it as soon as
+/// it does.
 async fn read_body(state: &AppState, request: Request) -> Result<Bytes, ApiError> {
     let limit = state.config.max_body_bytes;
     let declared = request
@@ -102,20 +141,17 @@ async fn read_body(state: &AppState, request: Request) -> Result<Bytes, ApiError
     if declared.is_some_and(|length| length > limit) {
         return Err(too_large(limit));
     }
-    Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large(limit)
-            } else {
-                ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    Message::InvalidValue {
-                        detail: rejection.body_text(),
-                    },
-                )
-            }
-        })
+    let limited = http_body_util::Limited::new(request.into_body(), limit);
+    match http_body_util::BodyExt::collect(limited).await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
+        Err(error) => Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            Message::InvalidValue {
+                detail: format!("reading the request body failed: {error}"),
+            },
+        )),
+    }
 }
 
 /// Tries channels in dispatch order until one answers or the attempts run out.
@@ -124,7 +160,7 @@ async fn relay(
     endpoint: &'static Endpoint,
     candidates: &Candidates<'_>,
     mut dispatch: Dispatch<'_>,
-    mut parsed: Parsed,
+    parsed: Parsed,
     mut meter: Meter,
     client_headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -137,13 +173,7 @@ async fn relay(
             break;
         };
         let upstream_model = entry.channel.upstream_model(&parsed.model);
-        let prepared = outbound(
-            entry,
-            endpoint,
-            &mut parsed.payload,
-            upstream_model,
-            client_headers,
-        );
+        let prepared = outbound(entry, endpoint, &parsed, upstream_model, client_headers);
         let (outbound, key) = match prepared {
             Ok(ready) => ready,
             Err(Failure::Rejected {
@@ -223,7 +253,7 @@ async fn relay(
 fn outbound<'e>(
     entry: &'e ChannelEntry,
     endpoint: &Endpoint,
-    payload: &mut Payload,
+    parsed: &Parsed,
     upstream_model: &str,
     client_headers: &HeaderMap,
 ) -> Result<(Outbound, &'e str), Failure> {
@@ -234,37 +264,33 @@ fn outbound<'e>(
     let key = entry
         .next_key()
         .ok_or_else(|| unusable("the channel has no upstream key".to_string()))?;
-    let UpstreamRequest { url, mut headers } =
+    let UpstreamRequest { uri, mut headers } =
         target::upstream_request(entry, endpoint.operation, upstream_model, key)
             .map_err(|error| unusable(error.to_string()))?;
     anthropic::bridge::forward_headers(entry, client_headers, &mut headers);
-    let body = match payload {
-        Payload::Json(body) => {
-            body.insert(
-                "model".to_string(),
-                Value::String(upstream_model.to_string()),
-            );
+    headers.insert(header::USER_AGENT, super::client::USER_AGENT);
+    let body = match &parsed.payload {
+        Payload::Json { body, .. } => {
             headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
             if anthropic::bridge::applies(entry, endpoint.operation) {
+                // The translation rewrites the whole body: the one place
+                // a request is parsed into a tree before it leaves.
                 anthropic::bridge::request_body(body, upstream_model)?
             } else {
-                Bytes::from(serde_json::to_vec(body).map_err(|error| unusable(error.to_string()))?)
+                parsed.body_for(upstream_model)
             }
         }
-        Payload::Raw {
-            bytes,
-            content_type,
-        } => {
+        Payload::Raw { content_type, .. } => {
             headers.insert(header::CONTENT_TYPE, content_type.clone());
-            bytes.clone()
+            parsed.body_for(upstream_model)
         }
     };
     let channel = entry.channel.id;
     let ready = Outbound {
-        url,
+        uri,
         headers,
         body,
         channel,
@@ -287,11 +313,7 @@ fn deliver(
             body,
         } => {
             let reported = (endpoint.reply_usage)(&body);
-            let mut completion = TextMeasure::for_model(&parsed.model);
-            if reported.is_none() {
-                (endpoint.measure_reply)(&body, &mut completion);
-            }
-            meter.served(reported, completion);
+            meter.served_whole(reported, body.clone(), endpoint.measure_reply);
             meter.respond(status, None);
             verbatim(status, content_type, body)
         }

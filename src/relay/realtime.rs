@@ -113,7 +113,7 @@ pub async fn realtime(
         Ok(Query(RealtimeQuery { model: Some(model) })) if !model.is_empty() => model,
         _ => return Err(meter.fail(ApiError::invalid("model", Message::ModelRequired))),
     };
-    meter.request(&model, true, 0);
+    meter.request(&model, true, super::meter::PromptText::Known(0));
     if !token.allows_model(&model) {
         return Err(meter.fail(model_not_found(&model)));
     }

@@ -31,8 +31,14 @@ impl RequestId {
 
     /// 128 random bits, hex encoded.
     pub fn generate() -> RequestId {
-        let text = format!("{:032x}", rand::random::<u128>());
-        RequestId(HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("0")))
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let bits = rand::random::<u128>();
+        let mut text = [0u8; 32];
+        for (index, digit) in text.iter_mut().enumerate() {
+            let nibble = (bits >> (124 - 4 * index)) & 0xf;
+            *digit = DIGITS[nibble as usize];
+        }
+        RequestId(HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0")))
     }
 
     pub fn as_str(&self) -> &str {
@@ -40,8 +46,12 @@ impl RequestId {
         self.0.to_str().unwrap_or_default()
     }
 
-    pub fn header_value(&self) -> &HeaderValue {
-        &self.0
+    /// Stamps the id on `response`, unless its handler set one.
+    pub fn stamp(&self, response: &mut Response) {
+        response
+            .headers_mut()
+            .entry(&X_REQUEST_ID)
+            .or_insert_with(|| self.0.clone());
     }
 }
 
@@ -55,7 +65,7 @@ pub async fn request_id_layer(mut request: Request, next: Next) -> Response {
     let id = RequestId::from_header(request.headers().get(&X_REQUEST_ID));
     request.extensions_mut().insert(id.clone());
     let mut response = next.run(request).await;
-    response.headers_mut().entry(&X_REQUEST_ID).or_insert(id.0);
+    id.stamp(&mut response);
     response
 }
 

@@ -9,53 +9,39 @@
 //! with `text`, and tool outputs), with chat's 4 tokens of framing per item;
 //! the reply is the text of `output` messages and function-call arguments.
 
-use axum::extract::{Request, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::dispatch::Demand;
-use super::endpoint::{self, Endpoint, Parsed, Payload, Reply};
-use super::pipeline;
-use super::request_id::RequestId;
+use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
 use super::target::Operation;
 use super::usage::TextMeasure;
-use crate::AppState;
-use crate::error::{ApiError, OpenAiError};
+use crate::error::ApiError;
 
 pub static RESPONSES: Endpoint = Endpoint {
     path: "/v1/responses",
+    family: Family::OpenAi,
     operation: Operation::Responses,
     parse,
+    count_prompt: estimate_input,
     reply_usage: endpoint::json_usage,
     measure_reply,
     observer: endpoint::openai_events,
 };
 
-pub async fn responses(
-    State(state): State<AppState>,
-    request_id: RequestId,
-    request: Request,
-) -> Result<Response, OpenAiError> {
-    pipeline::serve(&state, &request_id, &RESPONSES, request)
-        .await
-        .map_err(ApiError::openai)
-}
-
 fn parse(bytes: Bytes, _headers: &HeaderMap) -> Result<Parsed, ApiError> {
-    let (body, model) = endpoint::json_body(&bytes)?;
+    let (body, model) = endpoint::json_body(bytes)?;
     let stream = endpoint::wants_stream(&body);
-    let demand = Demand {
-        prompt: estimate_input(&body, &model),
-        completion: body.get("max_output_tokens").and_then(Value::as_u64),
-    };
     Ok(Parsed {
         affinity: endpoint::affinity_of(&body),
-        reply: if stream { Reply::Events } else { Reply::Whole },
+        reply: Reply::events_if(stream),
+        prompt: Prompt::FromBody,
+        completion: endpoint::completion_budget(&body, &["max_output_tokens"]),
         model,
-        payload: Payload::Json(body),
-        demand,
+        payload: Payload::Json {
+            body,
+            edits: Vec::new(),
+        },
         estimate: true,
         hide_usage_chunk: false,
     })

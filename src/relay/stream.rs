@@ -39,8 +39,11 @@ impl Drop for Relay {
         if !self.ended {
             self.meter.interrupted(CLIENT_CLOSED);
         }
-        match &self.sse {
-            Some(sse) => self.meter.served(sse.seen.usage, sse.seen.completion),
+        match &mut self.sse {
+            Some(sse) => {
+                let completion = std::mem::take(&mut sse.seen.completion);
+                self.meter.served(sse.seen.usage, completion);
+            }
             None => self.meter.served(None, TextMeasure::default()),
         }
     }
@@ -111,10 +114,9 @@ impl Relay {
                     }
                 }
                 Ok(Some(Err(error))) => {
-                    return Some(Err(self.broken(
-                        ErrorCode::UpstreamFailed,
-                        &error.without_url().to_string(),
-                    )));
+                    return Some(Err(
+                        self.broken(ErrorCode::UpstreamFailed, &super::client::chain(&error))
+                    ));
                 }
                 Err(_) => {
                     let text = format!("no chunk for {:?}", self.idle);

@@ -19,7 +19,7 @@
 //!   are [`TargetError::Unsupported`], and the Messages operations are
 //!   unsupported on OpenAI and Azure channels.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use reqwest::Url;
 use serde_json::{Map, Value};
 
@@ -98,8 +98,8 @@ impl Operation {
 /// A channel's upstream address, parsed once per snapshot.
 #[derive(Debug)]
 pub enum ChannelTarget {
-    /// One ready URL per operation (`None` if it does not parse).
-    Openai { urls: Box<[Option<Url>]> },
+    /// One ready URI per operation (`None` if it does not parse).
+    Openai { urls: Box<[Option<Uri>]> },
     /// The resource endpoint and the encoded `api-version=…` query.
     Azure { endpoint: Url, query: String },
     /// The host, as the Anthropic SDK takes it.
@@ -115,7 +115,10 @@ impl ChannelTarget {
             ChannelType::Openai => {
                 let urls = Operation::ALL
                     .iter()
-                    .map(|operation| Url::parse(&format!("{base}/{}", operation.path())).ok())
+                    .map(|operation| {
+                        let url = Url::parse(&format!("{base}/{}", operation.path())).ok()?;
+                        Uri::try_from(url.as_str()).ok()
+                    })
                     .collect();
                 ChannelTarget::Openai { urls }
             }
@@ -153,7 +156,7 @@ fn azure_query(settings: &Map<String, Value>) -> String {
 /// pipeline adds the content type and the body.
 #[derive(Debug)]
 pub struct UpstreamRequest {
-    pub url: Url,
+    pub uri: Uri,
     pub headers: HeaderMap,
 }
 
@@ -193,11 +196,19 @@ pub fn upstream_request(
         }
         ChannelTarget::Azure { endpoint, query } => {
             let url = azure_url(endpoint, query, upstream_model, operation)?;
-            (url, HeaderName::from_static("api-key"), key.to_string())
+            (
+                uri(&url)?,
+                HeaderName::from_static("api-key"),
+                key.to_string(),
+            )
         }
         ChannelTarget::Anthropic { host } => {
             let url = anthropic_url(host, operation)?;
-            (url, HeaderName::from_static("x-api-key"), key.to_string())
+            (
+                uri(&url)?,
+                HeaderName::from_static("x-api-key"),
+                key.to_string(),
+            )
         }
         ChannelTarget::Invalid => return Err(TargetError::BadBaseUrl),
     };
@@ -211,7 +222,12 @@ pub fn upstream_request(
             HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION),
         );
     }
-    Ok(UpstreamRequest { url, headers })
+    Ok(UpstreamRequest { uri: url, headers })
+}
+
+/// A parsed URL as the client's URI.
+fn uri(url: &Url) -> Result<Uri, TargetError> {
+    Uri::try_from(url.as_str()).map_err(|_| TargetError::BadBaseUrl)
 }
 
 /// Whether `entry`'s channel can take `operation` at all, so the relay can
@@ -302,7 +318,7 @@ mod tests {
         };
         let url = urls[Operation::AudioSpeech.index()].clone();
         assert_eq!(
-            url.map(String::from).as_deref(),
+            url.map(|uri| uri.to_string()).as_deref(),
             Some("https://api.example.com/v1/audio/speech")
         );
     }

@@ -1,11 +1,15 @@
 //! Real BPE token counts for OpenAI-family models, for the usage estimate.
 //!
 //! The vocabularies ship inside `tiktoken-rs`, so this works offline. Each
-//! one is loaded on first use (a `OnceLock`), not at startup: a gateway
-//! whose upstreams always report usage never pays their memory (about 30–40
-//! MB of RSS for o200k_base; see the README's figures). A vocabulary that
-//! fails to load is remembered as missing, and the caller falls back to the
-//! character heuristic in `usage`.
+//! one is loaded on first use (a `OnceLock`), not at startup, and only an
+//! estimate uses them: one for a reply whose upstream reported no usage,
+//! run after the reply on the blocking pool (`meter`). Requests are sized
+//! for reservations without a tokenizer (`estimate`). So a gateway whose
+//! upstreams always report usage never loads a vocabulary nor pays its
+//! memory (about 45 MiB of RSS for o200k_base); `tests/it/relay/vocabulary.rs`
+//! checks that on the real binary. Loading logs "tokenizer vocabulary
+//! loaded". A vocabulary that fails to load is remembered as missing, and
+//! the caller falls back to the character heuristic in `usage`.
 //!
 //! Which encoding a model uses follows OpenAI's own table: `o200k_base` for
 //! the GPT-4o generation and later (gpt-4o, gpt-4.1, gpt-4.5, gpt-5, the
@@ -85,7 +89,10 @@ impl Encoding {
         }
         let initialise = || {
             cell.get_or_init(|| match load() {
-                Ok(bpe) => Some(bpe),
+                Ok(bpe) => {
+                    tracing::info!(encoding = ?self, "tokenizer vocabulary loaded");
+                    Some(bpe)
+                }
                 Err(error) => {
                     tracing::warn!(%error, encoding = ?self, "tokenizer vocabulary failed to load");
                     None

@@ -9,16 +9,19 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::body::Incoming;
 
+use super::client::SendError;
 use super::usage::RawUsage;
 use crate::AppState;
 use crate::model::ChannelId;
 
 /// The upstream's body after the first chunk.
-pub type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
 
 /// The longest summary of an upstream error we show a client.
 const SUMMARY_CHARS: usize = 200;
@@ -81,7 +84,8 @@ impl Failure {
     }
 }
 
-/// The `usage` object of a JSON body, if it has one.
+/// The `usage` object of a JSON body, if it has one. The rest of the body
+/// is skipped, not built into a tree.
 pub fn usage_in(body: &[u8]) -> Option<RawUsage> {
     #[derive(serde::Deserialize)]
     struct UsageOnly {
@@ -98,12 +102,23 @@ pub fn is_retryable(status: StatusCode) -> bool {
 /// One upstream request, ready to send.
 #[derive(Debug)]
 pub struct Outbound {
-    pub url: reqwest::Url,
-    /// Auth (from `target`) and the content type.
+    pub uri: Uri,
+    /// Auth (from `target`), the content type and the forwarded client headers.
     pub headers: HeaderMap,
     pub body: Bytes,
     /// The channel it goes to, for the health hook in [`failure`].
     pub channel: ChannelId,
+}
+
+impl Outbound {
+    /// The `POST` this describes.
+    fn into_request(self) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(self.body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri;
+        *request.headers_mut() = self.headers;
+        request
+    }
 }
 
 /// Sends `outbound` and waits for its first byte (headers and, for streams,
@@ -116,23 +131,22 @@ pub async fn attempt(
     stream: bool,
 ) -> Result<Success, Failure> {
     let channel = outbound.channel;
-    let request = state
-        .http()
-        .post(outbound.url)
-        .headers(outbound.headers)
-        .body(outbound.body);
+    let client = state.upstream();
     let timeout = state.settings().first_byte_timeout;
     let head = tokio::time::timeout(timeout, async {
-        let response = request.send().await.map_err(classify)?;
+        let response = client
+            .send(outbound.into_request())
+            .await
+            .map_err(classify)?;
         let status = response.status();
         if !status.is_success() {
-            return Err(failure(state, channel, status, response, key).await);
+            return Err(failure(state, channel, response, key).await);
         }
         if !stream {
             return Ok(Head::Whole(response));
         }
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-        let mut rest: ByteStream = Box::pin(response.bytes_stream());
+        let mut rest: ByteStream = Box::pin(BodyDataStream::new(response.into_body()));
         let first = first_chunk(&mut rest).await?;
         Ok(Head::Streaming(Success::Streaming {
             status,
@@ -148,8 +162,8 @@ pub async fn attempt(
         Head::Whole(response) => {
             let status = response.status();
             let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-            let body =
-                read_body(response, state.settings().stream_idle_timeout, usize::MAX).await?;
+            let idle = state.settings().stream_idle_timeout;
+            let body = read_body(response.into_body(), idle, usize::MAX).await?;
             Ok(Success::Complete {
                 status,
                 content_type,
@@ -163,7 +177,7 @@ pub async fn attempt(
 enum Head {
     Streaming(Success),
     /// A non-stream success whose body is still to be read.
-    Whole(reqwest::Response),
+    Whole(axum::http::Response<Incoming>),
 }
 
 /// The first non-empty chunk of a stream.
@@ -172,7 +186,7 @@ async fn first_chunk(rest: &mut ByteStream) -> Result<Bytes, Failure> {
         match rest.next().await {
             Some(Ok(chunk)) if chunk.is_empty() => continue,
             Some(Ok(chunk)) => return Ok(chunk),
-            Some(Err(error)) => return Err(classify(error)),
+            Some(Err(error)) => return Err(broken(&error)),
             None => {
                 return Err(Failure::failed("the upstream stream ended before any data"));
             }
@@ -180,21 +194,21 @@ async fn first_chunk(rest: &mut ByteStream) -> Result<Bytes, Failure> {
     }
 }
 
-/// Reads a body chunk by chunk, allowing at most `idle` between chunks, up to `limit` bytes.
-async fn read_body(
-    response: reqwest::Response,
-    idle: Duration,
-    limit: usize,
-) -> Result<Bytes, Failure> {
-    let mut chunks = response.bytes_stream();
+/// Reads a body frame by frame, allowing at most `idle` between frames, up
+/// to `limit` bytes.
+async fn read_body(mut body: Incoming, idle: Duration, limit: usize) -> Result<Bytes, Failure> {
     let mut first: Option<Bytes> = None;
     let mut joined = BytesMut::new();
     loop {
-        let next = tokio::time::timeout(idle, chunks.next())
+        let next = tokio::time::timeout(idle, body.frame())
             .await
             .map_err(|_| Failure::Unreachable(format!("the upstream body stalled for {idle:?}")))?;
         let chunk = match next {
-            Some(chunk) => chunk.map_err(classify)?,
+            Some(frame) => match frame.map_err(|error| broken(&error))?.into_data() {
+                Ok(data) => data,
+                // Trailers carry nothing the relay reads.
+                Err(_) => continue,
+            },
             None => break,
         };
         // The common case is a single chunk: keep it without copying.
@@ -219,14 +233,18 @@ async fn read_body(
 async fn failure(
     state: &AppState,
     channel: ChannelId,
-    status: StatusCode,
-    response: reqwest::Response,
+    response: axum::http::Response<Incoming>,
     key: &str,
 ) -> Failure {
+    let status = response.status();
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-    let body = read_body(response, Duration::from_secs(30), ERROR_BODY_LIMIT)
-        .await
-        .unwrap_or_default();
+    let body = read_body(
+        response.into_body(),
+        Duration::from_secs(30),
+        ERROR_BODY_LIMIT,
+    )
+    .await
+    .unwrap_or_default();
     crate::health::report_failure(state, channel, status, &body);
     if is_retryable(status) || !status.is_client_error() {
         Failure::Failed {
@@ -242,23 +260,19 @@ async fn failure(
     }
 }
 
-/// A transport error: connect errors and timeouts mean "unreachable".
-fn classify(error: reqwest::Error) -> Failure {
-    let unreachable = error.is_connect() || error.is_timeout();
-    // The URL may carry provider secrets in its query; the key is a header and never shows.
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    if unreachable {
-        Failure::Unreachable(text)
+/// A request that got no response: connect errors mean "unreachable".
+fn classify(error: SendError) -> Failure {
+    // The error never names the key (a header); the URL's query is not shown.
+    if error.connect {
+        Failure::Unreachable(error.text)
     } else {
-        Failure::failed(text)
+        Failure::failed(error.text)
     }
+}
+
+/// A body that broke after the response head.
+fn broken(error: &hyper::Error) -> Failure {
+    Failure::failed(super::client::chain(error))
 }
 
 /// `upstream returned 429 Too Many Requests: <message>`, the message taken from

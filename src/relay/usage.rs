@@ -84,15 +84,32 @@ impl Usage {
     }
 }
 
+/// The most completion text a measure keeps for the tokenizer; text past
+/// it is measured by the heuristic, so a reply that never ends cannot grow
+/// the gateway's memory without bound.
+const KEPT_TEXT: usize = 1024 * 1024;
+
 /// A running measure of text, in the shape the estimate needs: a real token
 /// count for OpenAI-family models, character counts for the heuristic.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// Adding text never tokenizes: the text of OpenAI-family models is kept
+/// (piece by piece, as it came) and tokenized only when [`TextMeasure::tokens`]
+/// is asked, which the relay does only when an upstream reported no usage,
+/// after the reply, off the async workers. So a gateway whose upstreams
+/// report usage never loads a vocabulary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TextMeasure {
     ascii: u64,
     other: u64,
     /// The model's vocabulary; `None` for the heuristic.
     encoding: Option<Encoding>,
-    encoded: u64,
+    /// The kept text, and where each added piece ends in it: pieces are
+    /// tokenized one by one, as they came.
+    text: String,
+    ends: Vec<usize>,
+    /// Characters past [`KEPT_TEXT`], measured by the heuristic only.
+    dropped_ascii: u64,
+    dropped_other: u64,
 }
 
 impl TextMeasure {
@@ -105,28 +122,39 @@ impl TextMeasure {
     }
 
     pub fn add(&mut self, text: &str) {
-        if let Some(encoding) = self.encoding {
-            match encoding.count(text) {
-                Some(tokens) => self.encoded += tokens,
-                // The vocabulary is missing: fall back to the heuristic.
-                None => self.encoding = None,
-            }
+        let (ascii, other) = classify(text);
+        self.ascii += ascii;
+        self.other += other;
+        if self.encoding.is_none() {
+            return;
         }
-        for character in text.chars() {
-            if character.is_ascii() {
-                self.ascii += 1;
-            } else {
-                self.other += 1;
-            }
+        if self.text.len() + text.len() <= KEPT_TEXT {
+            self.text.push_str(text);
+            self.ends.push(self.text.len());
+        } else {
+            self.dropped_ascii += ascii;
+            self.dropped_other += other;
         }
     }
 
-    /// The BPE count, or `ceil(ascii / 4) + non_ascii`.
+    /// The BPE count, or `ceil(ascii / 4) + non_ascii`. For OpenAI-family
+    /// models this runs the tokenizer (loading its vocabulary the first
+    /// time): call it off the async workers.
     pub fn tokens(&self) -> u64 {
-        match self.encoding {
-            Some(_) => self.encoded,
-            None => self.ascii.div_ceil(4) + self.other,
+        let Some(encoding) = self.encoding else {
+            return heuristic(self.ascii, self.other);
+        };
+        let mut tokens = heuristic(self.dropped_ascii, self.dropped_other);
+        let mut start = 0;
+        for end in &self.ends {
+            match encoding.count(self.text.get(start..*end).unwrap_or_default()) {
+                Some(count) => tokens += count,
+                // The vocabulary is missing: the heuristic for everything.
+                None => return heuristic(self.ascii, self.other),
+            }
+            start = *end;
         }
+        tokens
     }
 
     /// Adds every string in a JSON value: a string, or an array of strings.
@@ -145,13 +173,22 @@ impl TextMeasure {
     }
 }
 
-/// The completion budget the client set: `max_completion_tokens`, else
-/// `max_tokens`, when it is a whole number.
-pub fn requested_completion(request: &Map<String, Value>) -> Option<u64> {
-    ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|field| request.get(*field).and_then(Value::as_u64))
+/// ASCII and other characters in `text`.
+fn classify(text: &str) -> (u64, u64) {
+    let ascii = text.bytes().filter(u8::is_ascii).count() as u64;
+    // Each non-ASCII character has one leading byte (0b11xx_xxxx) and its
+    // continuation bytes (0b10xx_xxxx).
+    let leading = text.bytes().filter(|byte| *byte >= 0b1100_0000).count() as u64;
+    (ascii, leading)
 }
+
+/// `ceil(ascii / 4) + non_ascii`.
+fn heuristic(ascii: u64, other: u64) -> u64 {
+    ascii.div_ceil(4) + other
+}
+
+/// The fields that set a chat or completions budget, in order of precedence.
+pub const COMPLETION_BUDGET: &[&str] = &["max_completion_tokens", "max_tokens"];
 
 /// Estimated prompt tokens of a chat request body for `model`.
 pub fn estimate_prompt(request: &Map<String, Value>, model: &str) -> u64 {
@@ -291,6 +328,8 @@ mod tests {
     /// The completion budget prefers max_completion_tokens over max_tokens.
     #[test]
     fn completion_budget() {
+        use crate::relay::body::JsonBody;
+        use crate::relay::endpoint::completion_budget;
         let cases = [
             (json!({}), None),
             (json!({"max_tokens": 500}), Some(500)),
@@ -302,8 +341,12 @@ mod tests {
             (json!({"max_tokens": -1}), None),
         ];
         for (body, expected) in cases {
-            let Value::Object(map) = body else { continue };
-            assert_eq!(requested_completion(&map), expected, "{map:?}");
+            let body = JsonBody::parse(body.to_string().into()).unwrap();
+            assert_eq!(
+                completion_budget(&body, COMPLETION_BUDGET),
+                expected,
+                "{body:?}"
+            );
         }
     }
 

@@ -14,6 +14,9 @@ use crate::snapshot::ChannelEntry;
 #[derive(Debug, Default)]
 pub struct Route {
     tiers: Vec<Tier>,
+    /// Whether any channel on the route has a daily limit, so a request
+    /// knows whether it must size itself for a reservation.
+    limited: bool,
 }
 
 /// Channels of equal priority.
@@ -40,7 +43,10 @@ impl Tier {
 
 impl Route {
     /// The empty route, for a (group, model) nothing serves.
-    pub const EMPTY: Route = Route { tiers: Vec::new() };
+    pub const EMPTY: Route = Route {
+        tiers: Vec::new(),
+        limited: false,
+    };
 
     /// Groups `entries` into tiers by descending priority. Duplicates (by id)
     /// are dropped; inside a tier members keep id order.
@@ -49,6 +55,7 @@ impl Route {
         entries.sort_by_key(|entry| (std::cmp::Reverse(priority(entry)), entry.channel.id));
         entries.dedup_by_key(|entry| entry.channel.id);
         let mut tiers: Vec<Tier> = Vec::new();
+        let limited = entries.iter().any(|entry| entry.cap.limit > 0);
         for entry in entries {
             let weight = u64::from(entry.channel.spec.weight);
             match tiers.last_mut() {
@@ -63,7 +70,12 @@ impl Route {
                 }),
             }
         }
-        Route { tiers }
+        Route { tiers, limited }
+    }
+
+    /// Whether any channel on the route has a daily limit.
+    pub fn is_limited(&self) -> bool {
+        self.limited
     }
 
     /// A route of one channel (a key bound to it).

@@ -12,10 +12,13 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{reply as whole, stream, translate};
+use crate::error::{ApiError, ErrorCode};
+use crate::i18n::Message;
 use crate::model::ChannelType;
+use crate::relay::body::JsonBody;
 use crate::relay::target::Operation;
 use crate::relay::upstream::{Failure, Success};
 use crate::snapshot::ChannelEntry;
@@ -51,9 +54,24 @@ pub fn forward_headers(entry: &ChannelEntry, client: &HeaderMap, upstream: &mut 
 /// The Anthropic body for the OpenAI chat request `body`. A request the
 /// Messages API cannot carry is refused like an upstream 400, in the OpenAI
 /// envelope, so the pipeline hands it to the client instead of retrying.
-pub fn request_body(body: &Map<String, Value>, upstream_model: &str) -> Result<Bytes, Failure> {
+pub fn request_body(body: &JsonBody, upstream_model: &str) -> Result<Bytes, Failure> {
+    // The scan accepted the body, so only a limit of the tree parser
+    // (numbers, depth) could refuse it: the client's error.
+    let body = body.to_map().map_err(|error| {
+        let error = ApiError::new(
+            ErrorCode::InvalidRequest,
+            Message::MalformedJson {
+                detail: error.to_string(),
+            },
+        );
+        Failure::Rejected {
+            status: error.status(),
+            content_type: Some(HeaderValue::from_static("application/json")),
+            body: Bytes::from(error.openai_body().to_string()),
+        }
+    })?;
     let translated =
-        translate::request(body, upstream_model).map_err(|error| Failure::Rejected {
+        translate::request(&body, upstream_model).map_err(|error| Failure::Rejected {
             status: error.status(),
             content_type: Some(HeaderValue::from_static("application/json")),
             body: Bytes::from(error.openai_body().to_string()),

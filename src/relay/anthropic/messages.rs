@@ -16,21 +16,15 @@
 //! - `count_tokens` is relayed like a message but never counted: it
 //!   generates nothing, and its `input_tokens` is an answer, not usage.
 
-use axum::extract::{Request, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::events::AnthropicEvents;
 use super::usage;
-use crate::AppState;
-use crate::error::{AnthropicError, ApiError};
-use crate::relay::dispatch::Demand;
-use crate::relay::endpoint::{self, Endpoint, Parsed, Payload, Reply};
+use crate::error::ApiError;
+use crate::relay::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
 use crate::relay::observe::Observer;
-use crate::relay::pipeline;
-use crate::relay::request_id::RequestId;
 use crate::relay::target::Operation;
 use crate::relay::usage::{RawUsage, TextMeasure, estimate_prompt};
 
@@ -40,8 +34,10 @@ pub const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
 /// Messages, as the pipeline sees them.
 pub static MESSAGES: Endpoint = Endpoint {
     path: MESSAGES_PATH,
+    family: Family::Anthropic,
     operation: Operation::Messages,
     parse: parse_messages,
+    count_prompt: estimate_input,
     reply_usage: usage::usage_in,
     measure_reply,
     observer: anthropic_events,
@@ -50,62 +46,45 @@ pub static MESSAGES: Endpoint = Endpoint {
 /// Token counting: relayed, never counted.
 pub static COUNT_TOKENS: Endpoint = Endpoint {
     path: COUNT_TOKENS_PATH,
+    family: Family::Anthropic,
     operation: Operation::MessagesCountTokens,
     parse: parse_count_tokens,
+    count_prompt: endpoint::count_nothing,
     reply_usage: no_usage,
     measure_reply: endpoint::measure_nothing,
     observer: anthropic_events,
 };
 
-pub async fn messages(
-    State(state): State<AppState>,
-    request_id: RequestId,
-    request: Request,
-) -> Result<Response, AnthropicError> {
-    pipeline::serve(&state, &request_id, &MESSAGES, request)
-        .await
-        .map_err(ApiError::anthropic)
-}
-
-pub async fn count_tokens(
-    State(state): State<AppState>,
-    request_id: RequestId,
-    request: Request,
-) -> Result<Response, AnthropicError> {
-    pipeline::serve(&state, &request_id, &COUNT_TOKENS, request)
-        .await
-        .map_err(ApiError::anthropic)
-}
-
 fn parse_messages(bytes: Bytes, _headers: &HeaderMap) -> Result<Parsed, ApiError> {
-    let (body, model) = endpoint::json_body(&bytes)?;
+    let (body, model) = endpoint::json_body(bytes)?;
     let stream = endpoint::wants_stream(&body);
-    let demand = Demand {
-        prompt: estimate_input(&body, &model),
-        completion: body.get("max_tokens").and_then(Value::as_u64),
-    };
     Ok(Parsed {
         affinity: endpoint::affinity_of(&body),
-        reply: if stream { Reply::Events } else { Reply::Whole },
+        reply: Reply::events_if(stream),
+        prompt: Prompt::FromBody,
+        completion: endpoint::completion_budget(&body, &["max_tokens"]),
         model,
-        payload: Payload::Json(body),
-        demand,
+        payload: Payload::Json {
+            body,
+            edits: Vec::new(),
+        },
         estimate: true,
         hide_usage_chunk: false,
     })
 }
 
 fn parse_count_tokens(bytes: Bytes, _headers: &HeaderMap) -> Result<Parsed, ApiError> {
-    let (body, model) = endpoint::json_body(&bytes)?;
+    let (body, model) = endpoint::json_body(bytes)?;
     Ok(Parsed {
         affinity: None,
         reply: Reply::Whole,
         model,
-        payload: Payload::Json(body),
-        demand: Demand {
-            prompt: 0,
-            completion: Some(0),
+        payload: Payload::Json {
+            body,
+            edits: Vec::new(),
         },
+        prompt: Prompt::Known(0),
+        completion: Some(0),
         estimate: false,
         hide_usage_chunk: false,
     })

@@ -104,8 +104,8 @@ impl ChunkTranslator {
     }
 
     /// The generated text seen so far, for an estimate.
-    pub fn completion(&self) -> TextMeasure {
-        self.completion
+    pub fn completion(&self) -> &TextMeasure {
+        &self.completion
     }
 
     /// Whether the stream reached its end (`[DONE]` was sent).

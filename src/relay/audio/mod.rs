@@ -21,26 +21,22 @@ mod duration;
 mod form;
 pub mod speech;
 
-use axum::extract::{Request, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::dispatch::Demand;
-use super::endpoint::{self, Endpoint, Parsed, Payload, Reply};
-use super::pipeline;
-use super::request_id::RequestId;
+use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
 use super::target::Operation;
 use super::usage::{RawUsage, TextMeasure};
-use crate::AppState;
-use crate::error::{ApiError, OpenAiError};
+use crate::error::ApiError;
 use crate::i18n::Message;
 
 pub static TRANSCRIPTIONS: Endpoint = Endpoint {
     path: "/v1/audio/transcriptions",
+    family: Family::OpenAi,
     operation: Operation::AudioTranscriptions,
     parse,
+    count_prompt: endpoint::count_nothing,
     reply_usage: token_usage,
     measure_reply,
     observer: endpoint::openai_events,
@@ -48,29 +44,10 @@ pub static TRANSCRIPTIONS: Endpoint = Endpoint {
 
 pub static TRANSLATIONS: Endpoint = Endpoint {
     path: "/v1/audio/translations",
+    family: Family::OpenAi,
     operation: Operation::AudioTranslations,
     ..TRANSCRIPTIONS
 };
-
-pub async fn transcriptions(
-    State(state): State<AppState>,
-    request_id: RequestId,
-    request: Request,
-) -> Result<Response, OpenAiError> {
-    pipeline::serve(&state, &request_id, &TRANSCRIPTIONS, request)
-        .await
-        .map_err(ApiError::openai)
-}
-
-pub async fn translations(
-    State(state): State<AppState>,
-    request_id: RequestId,
-    request: Request,
-) -> Result<Response, OpenAiError> {
-    pipeline::serve(&state, &request_id, &TRANSLATIONS, request)
-        .await
-        .map_err(ApiError::openai)
-}
 
 fn parse(bytes: Bytes, headers: &HeaderMap) -> Result<Parsed, ApiError> {
     let form = form::read(bytes.clone(), headers)?;
@@ -95,10 +72,8 @@ fn parse(bytes: Bytes, headers: &HeaderMap) -> Result<Parsed, ApiError> {
         } else {
             Reply::Whole
         },
-        demand: Demand {
-            prompt: duration::estimated_tokens(&file),
-            completion: None,
-        },
+        prompt: Prompt::Known(duration::estimated_tokens(&file)),
+        completion: None,
         estimate: true,
         hide_usage_chunk: false,
         affinity: None,

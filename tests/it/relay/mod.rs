@@ -13,6 +13,7 @@ use crate::support::upstream::FakeUpstream;
 
 mod limits;
 mod retry;
+mod vocabulary;
 
 /// A gateway, a key in the default group, and helpers for relay calls.
 pub(crate) struct Rig {

@@ -1,6 +1,9 @@
 //! Start-up and shutdown: open the stores, assemble the state, serve, and on
 //! SIGINT/SIGTERM stop accepting, let in-flight requests finish (bounded by
 //! `shutdown_grace`), drain the request-log queue and flush the stores.
+//! `http` is the accept loop and the connections.
+
+mod http;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +32,7 @@ pub struct Running {
     /// Stops background tasks (the log writer), after the HTTP side is done.
     stop_background: CancellationToken,
     background: TaskTracker,
-    serving: JoinHandle<std::io::Result<()>>,
+    serving: JoinHandle<()>,
 }
 
 /// Installs the process-wide TLS provider (ring) used by the upstream
@@ -92,21 +95,11 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
-    // Small SSE chunks must leave at once, not wait for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY not set");
-        }
-    });
     tracing::info!(%addr, "listening");
 
     let stop_accepting = CancellationToken::new();
-    let service = crate::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let serving = tokio::spawn(
-        axum::serve(listener, service)
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-            .into_future(),
-    );
+    let gateway = http::Gateway::new(state.clone());
+    let serving = tokio::spawn(http::serve(listener, gateway, stop_accepting.clone()));
     Ok(Running {
         addr,
         state,
@@ -126,14 +119,17 @@ impl Running {
         let grace = self.state.config.shutdown_grace;
         let mut serving = self.serving;
         match tokio::time::timeout(grace, &mut serving).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => tracing::error!(%error, "server error during shutdown"),
+            Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "server task failed"),
             Err(_) => {
                 tracing::warn!(grace = ?grace, "in-flight requests outlived the grace period; closing them");
                 serving.abort();
             }
         }
+        // Requests still being estimated are counted and logged before the
+        // log queue drains.
+        self.state.finishing.close();
+        self.state.finishing.wait().await;
         self.stop_background.cancel();
         self.background.close();
         self.background.wait().await;
