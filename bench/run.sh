@@ -13,7 +13,8 @@
 # Settings (env): BENCH_DURATION (10s), BENCH_CONCURRENCY ("1 32 128"),
 # BENCH_BIG_CONCURRENCY ("1 8"; empty skips the large prompt),
 # BENCH_MODES ("plain stream"), BENCH_THREADS (2), BENCH_P99_RUNS (5) and
-# BENCH_P99_DURATION (3s) for the concurrency-1 p99 medians, BENCH_WARMUP (2s).
+# BENCH_P99_DURATION (3s) for the concurrency-1 p99 medians, BENCH_WARMUP (2s),
+# BENCH_ALLOCATIONS (1; 0 skips the allocation count at the end).
 # Not part of CI: it installs nginx and wrk with apt-get when they are missing.
 set -euo pipefail
 
@@ -79,7 +80,8 @@ install_tools() {
 
 build() {
   log "building the release binary and the fake upstream"
-  (cd "$ROOT" && cargo build --release --locked --bin sluicegate --example fake_upstream)
+  (cd "$ROOT" && cargo build --release --locked --bin sluicegate --example fake_upstream \
+    --example allocations)
 }
 
 start_upstream() {
@@ -223,6 +225,12 @@ main() {
   peak_rss=$(rss_kb "$GATEWAY_PID" VmHWM)
   echo
   python3 "$ROOT/bench/report.py" "$WORK/results.tsv" "$idle_rss" "$peak_rss" "$warm_rss"
+  # Heap allocations per relayed request, in-process under a counting
+  # allocator (examples/allocations.rs); BENCH_ALLOCATIONS=0 skips it.
+  if [ "${BENCH_ALLOCATIONS:-1}" != 0 ]; then
+    echo
+    "$TARGET/release/examples/allocations" "${BENCH_ALLOCATION_REQUESTS:-2000}"
+  fi
 }
 
 main "$@"

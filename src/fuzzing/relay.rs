@@ -278,10 +278,7 @@ fn relay_every_way(endpoint: &Endpoint, hide: bool, data: &[u8]) -> (Vec<u8>, Se
 
 fn relay(endpoint: &Endpoint, hide: bool, pieces: &[&[u8]]) -> (Vec<u8>, Seen) {
     let parsed = events_request(HEURISTIC_MODEL, hide);
-    let seen = Seen {
-        completion: TextMeasure::for_model(HEURISTIC_MODEL),
-        ..Seen::default()
-    };
+    let seen = Seen::for_model(HEURISTIC_MODEL);
     let mut relay = SseRelay::new((endpoint.observer)(&parsed), seen);
     let mut out = Vec::new();
     for piece in pieces {
@@ -310,7 +307,7 @@ pub(super) fn events_request(model: &str, hide_usage_chunk: bool) -> Parsed {
 
 fn assert_same_seen(one: &Seen, other: &Seen) {
     assert_eq!(one.usage, other.usage);
-    assert_eq!(one.completion, other.completion);
+    assert_eq!(one.text(), other.text());
     assert_eq!(one.saw_done, other.saw_done);
 }
 

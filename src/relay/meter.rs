@@ -40,6 +40,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
+use super::observe::Completion;
 use super::request_id::RequestId;
 use super::usage::{RawUsage, TextMeasure, Usage};
 use crate::AppState;
@@ -209,8 +210,8 @@ pub enum PromptText {
 /// What the completion's estimate is made from.
 #[derive(Debug, Clone)]
 enum CompletionText {
-    /// Measured as it streamed.
-    Measured(TextMeasure),
+    /// Measured as it streamed (some of it perhaps kept unread).
+    Streamed(Completion),
     /// A whole reply and the endpoint's measure of it.
     Reply {
         body: Bytes,
@@ -240,7 +241,7 @@ impl Estimate {
             },
         };
         let completion = match &self.completion {
-            CompletionText::Measured(measure) => measure.clone(),
+            CompletionText::Streamed(completion) => completion.clone().measure(),
             CompletionText::Reply { body, measure } => {
                 let mut text = TextMeasure::for_model(&self.model);
                 measure(body, &mut text);
@@ -299,7 +300,7 @@ impl Meter {
             },
             prompt: PromptText::Known(0),
             reported: None,
-            completion: CompletionText::Measured(TextMeasure::default()),
+            completion: CompletionText::Streamed(Completion::default()),
             served: false,
             running: None,
             estimate: true,
@@ -389,10 +390,10 @@ impl Meter {
 
     /// An upstream success was relayed: its reported usage (if any) and the
     /// completion text seen, for the estimate.
-    pub fn served(&mut self, reported: Option<RawUsage>, completion: TextMeasure) {
+    pub fn served(&mut self, reported: Option<RawUsage>, completion: Completion) {
         self.served = true;
         self.reported = reported;
-        self.completion = CompletionText::Measured(completion);
+        self.completion = CompletionText::Streamed(completion);
     }
 
     /// A whole upstream reply was relayed: its reported usage (if any), and
@@ -445,7 +446,7 @@ impl Meter {
                 prompt: std::mem::replace(&mut self.prompt, PromptText::Known(0)),
                 completion: std::mem::replace(
                     &mut self.completion,
-                    CompletionText::Measured(TextMeasure::default()),
+                    CompletionText::Streamed(Completion::default()),
                 ),
             }),
             (None, false) => Settled::Known(Usage::default()),

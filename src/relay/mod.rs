@@ -163,7 +163,9 @@ pub async fn serve_hot(
             .get(axum::http::header::ACCEPT_LANGUAGE)
             .and_then(|value| value.to_str().ok()),
     );
-    let respond = pipeline::respond(state, &request_id, endpoint, request);
+    // Boxed: the request's future is several kilobytes, and hyper and the
+    // locale scope would otherwise move it by value.
+    let respond = Box::pin(pipeline::respond(state, &request_id, endpoint, request));
     let mut response = crate::i18n::scope(locale, respond).await;
     request_id.stamp(&mut response);
     response

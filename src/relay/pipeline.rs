@@ -27,7 +27,6 @@ use super::sse::SseRelay;
 use super::stream::relay_stream;
 use super::target::{self, UpstreamRequest};
 use super::upstream::{self, Failure, Outbound, Success};
-use super::usage::TextMeasure;
 use super::{affinity, anthropic, auth};
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
@@ -326,10 +325,7 @@ fn deliver(
             meter.first_byte();
             meter.respond(status, None);
             let sse = (parsed.reply == Reply::Events).then(|| {
-                let seen = Seen {
-                    completion: TextMeasure::for_model(&parsed.model),
-                    ..Seen::default()
-                };
+                let seen = Seen::for_model(&parsed.model);
                 SseRelay::new((endpoint.observer)(parsed), seen)
             });
             let idle = state.settings().stream_idle_timeout;

@@ -60,7 +60,7 @@ use super::meter::Meter;
 use super::pipeline::{capped, exhausted, model_not_found};
 use super::request_id::RequestId;
 use super::upstream::{self, Failure};
-use super::usage::{RawUsage, TextMeasure};
+use super::usage::RawUsage;
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode, OpenAiError};
 use crate::i18n::Message;
@@ -168,7 +168,7 @@ async fn open(
             Ok(upstream) => {
                 meter.first_byte();
                 meter.respond(StatusCode::SWITCHING_PROTOCOLS, None);
-                meter.served(Some(RawUsage::default()), TextMeasure::default());
+                meter.served(Some(RawUsage::default()), Default::default());
                 let relay = Relay {
                     state: state.clone(),
                     entry: Arc::clone(entry),

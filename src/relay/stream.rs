@@ -16,9 +16,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::meter::{CLIENT_CLOSED, Meter};
+use super::observe::Completion;
 use super::sse::SseRelay;
 use super::upstream::ByteStream;
-use super::usage::TextMeasure;
 use crate::error::ErrorCode;
 
 /// Everything the response body carries between polls.
@@ -41,10 +41,10 @@ impl Drop for Relay {
         }
         match &mut self.sse {
             Some(sse) => {
-                let completion = std::mem::take(&mut sse.seen.completion);
+                let completion = sse.seen.take_completion();
                 self.meter.served(sse.seen.usage, completion);
             }
-            None => self.meter.served(None, TextMeasure::default()),
+            None => self.meter.served(None, Completion::default()),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! run after the reply on the blocking pool (`meter`). Requests are sized
 //! for reservations without a tokenizer (`estimate`). So a gateway whose
 //! upstreams always report usage never loads a vocabulary nor pays its
-//! memory (about 45 MiB of RSS for o200k_base); `tests/it/relay/vocabulary.rs`
+//! memory (+46 MiB of RSS for o200k_base, +24 MiB for cl100k_base); `tests/it/relay/vocabulary.rs`
 //! checks that on the real binary. Loading logs "tokenizer vocabulary
 //! loaded". A vocabulary that fails to load is remembered as missing, and
 //! the caller falls back to the character heuristic in `usage`.

@@ -85,7 +85,9 @@ impl Failure {
 }
 
 /// The `usage` object of a JSON body, if it has one. The rest of the body
-/// is skipped, not built into a tree.
+/// is skipped, not built into a tree; and, since it is the upstream's, it is
+/// read leniently (as serde skips it: invalid UTF-8 in a string the gateway
+/// does not read does not hide the usage).
 pub fn usage_in(body: &[u8]) -> Option<RawUsage> {
     #[derive(serde::Deserialize)]
     struct UsageOnly {

@@ -5,12 +5,14 @@
 //! exactly as the upstream sent them); [`Framer`] feeds the translation to
 //! OpenAI chunks, which does rewrite them.
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::usage::{AnthropicUsage, StreamUsage};
-use crate::relay::observe::{Observer, Seen};
+use crate::relay::observe::{Observer, Seen, has_usage};
+use crate::relay::sse::{self, Framing};
+use crate::relay::usage::TextMeasure;
 
 /// One decoded stream event. Unknown event types decode as `Other`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -84,59 +86,36 @@ impl Event {
     }
 }
 
-/// Splits SSE bytes into the `data:` payloads of complete events.
+/// Splits SSE bytes into decoded events, through the relay's one framer
+/// (`relay::sse`).
 #[derive(Debug, Default)]
 pub struct Framer {
-    partial: BytesMut,
+    framing: Framing,
 }
 
 impl Framer {
     /// Takes more bytes; returns the events they completed, decoded (events
     /// that do not decode are skipped).
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Event> {
-        self.partial.extend_from_slice(chunk);
-        let mut events = Vec::new();
-        while let Some(end) = event_end(&self.partial) {
-            let event = self.partial.split_to(end);
-            events.extend(decode(&event));
-        }
-        events
+        let ready = self.framing.push(Bytes::copy_from_slice(chunk));
+        decode_all(&ready)
     }
 
     /// The upstream ended: an unterminated last event still counts.
     pub fn finish(&mut self) -> Vec<Event> {
-        let rest = self.partial.split();
-        decode(&rest).into_iter().collect()
+        let rest = self.framing.finish();
+        decode_all(&rest)
     }
 }
 
-/// The end (exclusive) of the first event: just past its blank line.
-fn event_end(data: &[u8]) -> Option<usize> {
-    let mut index = 0;
-    while let Some(offset) = data[index..].iter().position(|byte| *byte == b'\n') {
-        let newline = index + offset;
-        match data.get(newline + 1..) {
-            Some([b'\n', ..]) => return Some(newline + 2),
-            Some([b'\r', b'\n', ..]) => return Some(newline + 3),
-            _ => index = newline + 1,
-        }
-    }
-    None
-}
-
-/// The event whose `data:` lines are in `event`, if they decode.
-fn decode(event: &[u8]) -> Option<Event> {
-    let mut payload = Vec::new();
-    for line in event.split(|byte| *byte == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(data) = line.strip_prefix(b"data:") {
-            if !payload.is_empty() {
-                payload.push(b'\n');
-            }
-            payload.extend_from_slice(data.strip_prefix(b" ").unwrap_or(data));
-        }
-    }
-    serde_json::from_slice(&payload).ok()
+/// Every event in `ready` whose data decodes.
+fn decode_all(ready: &[u8]) -> Vec<Event> {
+    sse::events(ready)
+        .filter_map(|range| {
+            let (_, data) = sse::payload(ready.get(range)?)?;
+            serde_json::from_slice(&data).ok()
+        })
+        .collect()
 }
 
 /// The [`Observer`] of a native Messages stream: usage from `message_start`
@@ -149,6 +128,14 @@ pub struct AnthropicEvents {
 
 impl Observer for AnthropicEvents {
     fn observe(&mut self, _event: Option<&[u8]>, data: &[u8], seen: &mut Seen) -> bool {
+        // Only `message_start` and `message_delta` carry usage; text deltas
+        // are read only if the estimate needs them.
+        static STOP: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"message_stop"));
+        if !has_usage(data) && STOP.find(data).is_none() {
+            seen.defer(data, read_text);
+            return false;
+        }
         let Ok(event) = serde_json::from_slice::<Event>(data) else {
             return false;
         };
@@ -161,6 +148,15 @@ impl Observer for AnthropicEvents {
         }
         seen.saw_done |= event == Event::MessageStop;
         false
+    }
+}
+
+/// The generated text of a deferred event.
+fn read_text(data: &[u8], measure: &mut TextMeasure) {
+    if let Ok(event) = serde_json::from_slice::<Event>(data)
+        && let Some(text) = event.text()
+    {
+        measure.add(text);
     }
 }
 
@@ -198,7 +194,7 @@ mod tests {
             (usage.prompt_tokens, usage.total_tokens),
             (Some(60), Some(67))
         );
-        assert_eq!(seen.completion.tokens(), 2);
+        assert_eq!(seen.take_completion().measure().tokens(), 2);
         assert!(seen.saw_done);
     }
 

@@ -134,17 +134,22 @@ impl JsonBody {
     }
 
     fn key_is(&self, member: &Member, key: &str) -> bool {
-        let raw = self.bytes.get(member.key.clone()).unwrap_or_default();
-        if !member.escaped {
-            return raw == key.as_bytes();
-        }
-        // A key with escapes (`"mod\u0065l"`) is compared by its text.
-        let mut quoted = Vec::with_capacity(raw.len() + 2);
-        quoted.push(b'"');
-        quoted.extend_from_slice(raw);
-        quoted.push(b'"');
-        serde_json::from_slice::<Cow<'_, str>>(&quoted).is_ok_and(|text| text == key)
+        key_matches(&self.bytes, member, key)
     }
+}
+
+/// Whether `member` of `json` is named `key`.
+fn key_matches(json: &[u8], member: &Member, key: &str) -> bool {
+    let raw = json.get(member.key.clone()).unwrap_or_default();
+    if !member.escaped {
+        return raw == key.as_bytes();
+    }
+    // A key with escapes (`"mod\u0065l"`) is compared by its text.
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice::<Cow<'_, str>>(&quoted).is_ok_and(|text| text == key)
 }
 
 /// A JSON string literal for `text`.

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::support::gateway::TestGateway;
 use crate::support::upstream::FakeUpstream;
 
+mod body;
 mod limits;
 mod retry;
 mod vocabulary;

@@ -91,6 +91,8 @@ struct Shared {
     /// Streams the client dropped before they finished.
     aborted: AtomicUsize,
     last_body: Mutex<Option<Value>>,
+    /// The last chat request's bytes, exactly as received.
+    last_raw: Mutex<Option<Bytes>>,
     auths: Mutex<Vec<String>>,
     /// Requests to the endpoints in `openai`.
     recorded: Mutex<Vec<openai::Recorded>>,
@@ -131,6 +133,7 @@ impl FakeUpstream {
             reported: AtomicU64::new(0),
             aborted: AtomicUsize::new(0),
             last_body: Mutex::new(None),
+            last_raw: Mutex::new(None),
             auths: Mutex::new(Vec::new()),
             recorded: Mutex::new(Vec::new()),
             anthropic: Mutex::new(Vec::new()),
@@ -176,6 +179,11 @@ impl FakeUpstream {
 
     pub fn last_body(&self) -> Option<Value> {
         lock(&self.shared.last_body).clone()
+    }
+
+    /// The last chat request's body, byte for byte.
+    pub fn last_raw_body(&self) -> Option<Bytes> {
+        lock(&self.shared.last_raw).clone()
     }
 
     /// Every `Authorization` header received, in order.
@@ -225,6 +233,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         .and_then(|value| value.to_str().ok());
     lock(&shared.auths).push(auth.unwrap_or_default().to_string());
     *lock(&shared.last_body) = Some(request.clone());
+    *lock(&shared.last_raw) = Some(body.clone());
     let (behavior, fail_status) = {
         let mut behavior = lock(&shared.behavior);
         let fail_status = take_failure(&mut behavior.failing);
