@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use sluicegate::daily::Counters;
 use sluicegate::model::{Channel, ChannelId, ChannelSpec, ChannelStatus, ChannelType};
-use sluicegate::routing::Selection;
+use sluicegate::snapshot::Selection;
 use sluicegate::snapshot::Snapshot;
 
 const CHANNELS: i64 = 1_000;

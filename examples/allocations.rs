@@ -37,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .and_then(|count| count.parse().ok())
         .unwrap_or(2_000);
-    sluicegate::server::install_tls_provider();
+    sluicegate::upstream::install_tls_provider();
     let fake = upstream::FakeUpstream::start("alloc").await?;
     let data = tempfile::tempdir()?;
     let config = sluicegate::config::Config {

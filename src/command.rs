@@ -135,3 +135,17 @@ pub enum Applied {
     /// Runtime settings were stored.
     Settings,
 }
+
+/// Why a proposed command was not applied, in words for the log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// What applies a [`Command`] for background work (the state on one node,
+/// through raft in a cluster): it is handed this, never the whole state.
+pub trait Proposer: Send + Sync {
+    fn propose(
+        &self,
+        command: Command,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Applied, Refused>> + Send + '_>>;
+}

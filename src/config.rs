@@ -106,7 +106,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             admin_token: None,
             timezone: crate::daily::day::system_zone(),
-            auto_disable_rules: crate::health::default_rules(),
+            auto_disable_rules: default_auto_disable_rules(),
             channel_test_interval: None,
             cluster: None,
             metrics_token_file: None,
@@ -142,4 +142,27 @@ impl std::fmt::Debug for Config {
             .field("otlp_endpoint", &self.otlp_endpoint)
             .finish()
     }
+}
+
+/// The rules a fresh install starts with: messages and codes that OpenAI,
+/// Anthropic and DeepSeek put in the error body when an account's quota or
+/// credit is exhausted, which no retry will fix.
+pub const DEFAULT_AUTO_DISABLE_RULES: [&str; 5] = [
+    // OpenAI 429: "You exceeded your current quota, please check your plan…"
+    "You exceeded your current quota",
+    // OpenAI's error code for the same, and for a hard billing limit.
+    "insufficient_quota",
+    "billing_hard_limit_reached",
+    // Anthropic 400: "Your credit balance is too low to access the Anthropic API."
+    "credit balance is too low",
+    // DeepSeek 402.
+    "Insufficient Balance",
+];
+
+/// [`DEFAULT_AUTO_DISABLE_RULES`] as the configuration's default.
+pub fn default_auto_disable_rules() -> Vec<String> {
+    DEFAULT_AUTO_DISABLE_RULES
+        .iter()
+        .map(|rule| rule.to_string())
+        .collect()
 }

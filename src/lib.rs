@@ -32,6 +32,7 @@
 
 pub mod admin;
 pub mod admin_token;
+pub mod affinity;
 pub mod cli;
 pub mod clock;
 pub mod cluster;
@@ -56,6 +57,7 @@ pub mod snapshot;
 pub mod state;
 pub mod store;
 pub mod ui;
+pub mod upstream;
 
 use axum::Router;
 

@@ -41,8 +41,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             tracing::warn!(var = %name, "ignoring an unknown SLUICEGATE_ variable");
         }
     }
-    // reqwest is built without a default TLS provider; ring is ours. An
-    // error only means one is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // reqwest and rustls are built without a default TLS provider; ring is ours.
+    sluicegate::upstream::install_tls_provider();
     sluicegate::server::run(config).await
 }

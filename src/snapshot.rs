@@ -15,8 +15,13 @@ use chrono_tz::Tz;
 
 use crate::daily::{Cap, settings};
 use crate::model::{Channel, ChannelId, KeyDigest, Token, TokenId};
-use crate::relay::target::ChannelTarget;
-use crate::routing::Route;
+use crate::routing::{self, Candidate};
+use crate::upstream::target::ChannelTarget;
+
+/// A route over the snapshot's channels.
+pub type Route = routing::Route<ChannelEntry>;
+/// A request's walk over a [`Route`].
+pub type Selection<'r> = routing::Selection<'r, ChannelEntry>;
 
 /// A channel plus the small amount of live state routing needs.
 #[derive(Debug)]
@@ -72,6 +77,24 @@ impl ChannelEntry {
         }
         let position = self.key_cursor.fetch_add(1, Ordering::Relaxed);
         keys.get(position % keys.len()).map(String::as_str)
+    }
+}
+
+impl Candidate for ChannelEntry {
+    fn id(&self) -> ChannelId {
+        self.channel.id
+    }
+
+    fn priority(&self) -> i64 {
+        self.channel.spec.priority
+    }
+
+    fn weight(&self) -> u32 {
+        self.channel.spec.weight
+    }
+
+    fn limited(&self) -> bool {
+        self.cap.limit > 0
     }
 }
 

@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use chrono::Days;
 
 use crate::admin_token::AdminAuth;
+use crate::affinity::AffinityCache;
 use crate::clock::Clock;
 use crate::command::{Applied, Command};
 use crate::config::Config;
@@ -21,12 +22,11 @@ use crate::error::ApiError;
 use crate::health::Monitor;
 use crate::logsink::LogSink;
 use crate::metrics::Metrics;
-use crate::relay::affinity::AffinityCache;
-use crate::relay::client::UpstreamClient;
 use crate::runtime::{RuntimeSettings, SettingsPatch};
 use crate::session::{FailureLimiter, Sessions};
 use crate::snapshot::Snapshot;
 use crate::store::{self, Store};
+use crate::upstream::client::UpstreamClient;
 
 /// Cheap to clone: everything lives behind one `Arc`.
 #[derive(Clone)]
@@ -50,7 +50,7 @@ pub struct Inner {
     /// they can go back to it for upstream prompt-cache hits.
     pub affinity: AffinityCache,
     /// The auto-disable rules, and which channels have a disable on its way.
-    pub health: Monitor,
+    pub health: Arc<Monitor>,
     /// What `GET /metrics` exports: request, token, latency and health counts.
     pub metrics: Metrics,
     /// Requests whose usage is being estimated off the async workers
@@ -110,7 +110,7 @@ impl AppState {
         let since = today.checked_sub_days(Days::new(3)).unwrap_or(today);
         counters.load(store.usage_since(since).await?);
         let upstream = UpstreamClient::new(settings.connect_timeout);
-        let health = Monitor::new(&settings.auto_disable_rules);
+        let health = Arc::new(Monitor::new(&settings.auto_disable_rules));
         Ok(AppState(Arc::new(Inner {
             config,
             store,
@@ -451,5 +451,38 @@ impl AppState {
             Ok(removed) => tracing::info!(removed, "pruned old counter leases"),
             Err(error) => tracing::warn!(%error, "pruning counter leases failed"),
         }
+    }
+}
+
+impl crate::command::Proposer for AppState {
+    fn propose(
+        &self,
+        command: Command,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Applied, crate::command::Refused>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            self.apply(command)
+                .await
+                .map_err(|error| crate::command::Refused(error.to_string()))
+        })
+    }
+}
+
+impl crate::health::Host for AppState {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        AppState::snapshot(self)
+    }
+
+    fn upstream(&self) -> Arc<UpstreamClient> {
+        AppState::upstream(self)
+    }
+
+    fn monitor(&self) -> &Monitor {
+        &self.health
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 }

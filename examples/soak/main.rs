@@ -295,7 +295,7 @@ async fn sample_rss(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let options = options()?;
-    sluicegate::server::install_tls_provider();
+    sluicegate::upstream::install_tls_provider();
     std::fs::create_dir_all(&options.out)?;
     let client = reqwest::Client::new();
     let mut lanes = lanes().await?;

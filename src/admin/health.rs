@@ -17,7 +17,7 @@ use super::openapi::ErrorBody;
 use super::validate::MAX_LABEL;
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
-use crate::health::probe::{self, Endpoint};
+use crate::health::probe::{self, Endpoint, Probing};
 use crate::i18n::Message;
 use crate::model::ChannelId;
 
@@ -103,7 +103,7 @@ pub async fn test(
         Some(model) => model.trim().to_string(),
         None => spec.models.first().cloned().unwrap_or_default(),
     };
-    let probe = probe::test(&state, &entry, endpoint, &model).await;
+    let probe = probe::test(&Probing::of(&state), &entry, endpoint, &model).await;
     Ok(axum::Json(TestResult {
         ok: probe.ok,
         latency_ms: u64::try_from(probe.latency.as_millis()).unwrap_or(u64::MAX),
@@ -131,7 +131,7 @@ pub async fn upstream_models(
     Id(id): Id,
 ) -> Result<axum::Json<UpstreamModels>, ApiError> {
     let entry = entry(&state, ChannelId(id))?;
-    match probe::upstream_models(&state, &entry).await {
+    match probe::upstream_models(&Probing::of(&state), &entry).await {
         Ok(models) => Ok(axum::Json(UpstreamModels { models })),
         Err(detail) => Err(ApiError::new(
             ErrorCode::UpstreamFailed,

@@ -54,25 +54,7 @@ pub enum Action {
     /// Import channels and API keys from another gateway into the data dir.
     /// Run it while no server uses the data dir.
     #[command(subcommand)]
-    Import(ImportSource),
-}
-
-/// Where `import` reads from.
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum ImportSource {
-    /// A new-api (or one-api) SQLite database. Prints a report of what is
-    /// created, updated, unchanged or skipped; safe to run again.
-    NewApi {
-        /// The source database file (opened read-only).
-        #[arg(long, value_name = "PATH")]
-        sqlite: PathBuf,
-        /// Print the report without writing anything.
-        #[arg(long)]
-        dry_run: bool,
-        /// The source's schema, when detection from its columns is wrong.
-        #[arg(long, value_enum, value_name = "SCHEMA")]
-        schema: Option<crate::import::source::Flavor>,
-    },
+    Import(crate::import::ImportSource),
 }
 
 /// A parsed command line with its configuration resolved.

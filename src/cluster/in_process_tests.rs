@@ -20,7 +20,7 @@ const SECRET: &[u8] = b"3f9c1a7be2d4406f8a51c0de9b7e2a4410f3c6d8e9a7b5c3d1e0f2a4
 /// leader, replicate a write, and a follower's forwarded write commits too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_elect_a_leader_and_replicate() {
-    crate::server::install_tls_provider();
+    crate::upstream::install_tls_provider();
     let secret = ClusterSecret::from_bytes(SECRET).unwrap();
     // Bind first, then build the peers list from the real ports.
     let mut listeners = Vec::new();
@@ -127,7 +127,7 @@ struct Trio {
 
 async fn trio() -> Trio {
     use super::state_machine::{Event, HookSlot, StateMachine};
-    crate::server::install_tls_provider();
+    crate::upstream::install_tls_provider();
     let secret = ClusterSecret::from_bytes(SECRET).unwrap();
     let mut listeners = Vec::new();
     for _ in 0..3 {

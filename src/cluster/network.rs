@@ -294,7 +294,7 @@ mod tests {
     /// A peer nobody listens on is Unreachable, so raft backs off.
     #[tokio::test]
     async fn dead_peer_is_unreachable() {
-        crate::server::install_tls_provider();
+        crate::upstream::install_tls_provider();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);

@@ -161,7 +161,7 @@ mod tests {
     /// Over a real socket: no header or a bad one → 401; signed → the handler runs.
     #[tokio::test]
     async fn rpc_requires_the_authenticator() {
-        crate::server::install_tls_provider();
+        crate::upstream::install_tls_provider();
         let secret = ClusterSecret::from_bytes(SECRET).unwrap();
         let verifier = Arc::new(Verifier::new(secret.clone()));
         let app = authenticated(Router::new().route(VOTE_PATH, post(echo)), verifier);

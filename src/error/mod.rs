@@ -196,3 +196,14 @@ impl IntoResponse for AnthropicError {
         error.finish(body)
     }
 }
+
+/// A storage failure at the boundary: an unknown id is a 404, anything else
+/// an internal error, logged here and never shown.
+impl From<crate::store::Error> for ApiError {
+    fn from(error: crate::store::Error) -> ApiError {
+        match error {
+            crate::store::Error::NotFound(what) => ApiError::not_found(what),
+            other => ApiError::internal("store", other),
+        }
+    }
+}

@@ -2,55 +2,58 @@
 //! reports an exhausted quota, testing channels, and bringing auto-disabled
 //! channels back once a test succeeds.
 //!
-//! - This file: the auto-disable rules and [`report_failure`], the relay's
-//!   one hook. It never blocks the request path: it decides from the
-//!   snapshot and hands the state change (a `Command`) to a spawned task.
+//! - This file: the auto-disable rules, [`Monitor::report`] (the relay's
+//!   one hook), and [`run_disabler`]. The hook never blocks the request
+//!   path: it decides from the snapshot and queues the decision; the
+//!   disabler task proposes the `Command`.
 //! - `probe`: one minimal real request to a channel (the channel test), and
-//!   the upstream's model list.
+//!   the upstream's model list, over the upstream client alone.
 //! - `periodic`: the background task that tests `auto_disabled` channels.
 //!
-//! Every state change goes through `AppState::apply`; nothing here writes to
-//! the store. Tests and model lists never pass through the relay's meter, so
-//! they are not logged as requests and never count toward daily limits.
+//! Health sits below the state: it is handed what it uses (a snapshot, the
+//! upstream client, a [`Proposer`] for its commands), never the state
+//! itself. Nothing here writes to the store. Tests and model lists never
+//! pass through the relay's meter, so they are not logged as requests and
+//! never count toward daily limits.
 
 pub mod periodic;
 pub mod probe;
 
 use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use axum::http::StatusCode;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use crate::AppState;
-use crate::command::Command;
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::command::{Command, Proposer};
 use crate::model::ChannelId;
+use crate::snapshot::Snapshot;
+use crate::upstream::client::UpstreamClient;
 
-/// The rules a fresh install starts with: messages and codes that OpenAI,
-/// Anthropic and DeepSeek put in the error body when an account's quota or
-/// credit is exhausted, which no retry will fix.
-pub const DEFAULT_RULES: [&str; 5] = [
-    // OpenAI 429: "You exceeded your current quota, please check your plan…"
-    "You exceeded your current quota",
-    // OpenAI's error code for the same, and for a hard billing limit.
-    "insufficient_quota",
-    "billing_hard_limit_reached",
-    // Anthropic 400: "Your credit balance is too low to access the Anthropic API."
-    "credit balance is too low",
-    // DeepSeek 402.
-    "Insufficient Balance",
-];
+/// What the health tasks and the channel-test endpoints work through: the
+/// live snapshot and upstream client, the monitor, a clock and a proposer.
+/// The server's state implements it; health never sees the state itself.
+pub trait Host: Proposer + Send + Sync {
+    fn snapshot(&self) -> Arc<Snapshot>;
+    fn upstream(&self) -> Arc<UpstreamClient>;
+    fn monitor(&self) -> &Monitor;
+    fn now(&self) -> DateTime<Utc>;
+}
 
 /// How much of an error body is searched for a rule: error messages come first.
 const SEARCHED_BYTES: usize = 8 * 1024;
 
-/// [`DEFAULT_RULES`] as the configuration's default.
-pub fn default_rules() -> Vec<String> {
-    DEFAULT_RULES.iter().map(|rule| rule.to_string()).collect()
-}
-
 /// The compiled rules, and which channels have a disable on its way.
 pub struct Monitor {
+    /// Decisions on their way to [`run_disabler`].
+    queue: mpsc::UnboundedSender<Disable>,
+    /// The other end, until the server's disabler takes it.
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Disable>>>,
     /// Lower-cased once, so matching is a plain substring search. Swapped
     /// whole when an admin changes the rules (`PATCH /api/settings`).
     rules: ArcSwap<Vec<String>>,
@@ -61,7 +64,10 @@ pub struct Monitor {
 
 impl Monitor {
     pub fn new(rules: &[String]) -> Monitor {
+        let (queue, receiver) = mpsc::unbounded_channel();
         Monitor {
+            queue,
+            receiver: Mutex::new(Some(receiver)),
             rules: ArcSwap::from_pointee(compile(rules)),
             pending: Mutex::new(HashSet::new()),
         }
@@ -111,42 +117,84 @@ fn compile(rules: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The relay's hook: an upstream attempt on `channel_id` failed with `status`
-/// and `body`. If that disables the channel, the change is applied on a
-/// spawned task; the caller goes on (usually to retry elsewhere) at once.
-pub fn report_failure(state: &AppState, channel_id: ChannelId, status: StatusCode, body: &[u8]) {
-    let Some(reason) = state.health.reason(status, body) else {
-        return;
-    };
-    let snapshot = state.snapshot();
-    let Some(entry) = snapshot.channel(channel_id) else {
-        return;
-    };
-    let spec = &entry.channel.spec;
-    if !entry.channel.is_enabled() || !spec.allows_auto_disable() {
-        return;
+/// A decision to disable a channel, for [`run_disabler`].
+#[derive(Debug)]
+pub struct Disable {
+    pub channel_id: ChannelId,
+    pub reason: String,
+}
+
+impl Monitor {
+    /// The relay's hook, for every failing upstream status and its body: a
+    /// 401, or a body matching a rule, on an enabled channel that allows
+    /// it, queues one [`Disable`] per burst. Never blocks.
+    pub fn report(
+        &self,
+        snapshot: &Snapshot,
+        channel_id: ChannelId,
+        status: StatusCode,
+        body: &[u8],
+    ) {
+        let Some(reason) = self.reason(status, body) else {
+            return;
+        };
+        let Some(entry) = snapshot.channel(channel_id) else {
+            return;
+        };
+        let spec = &entry.channel.spec;
+        if !entry.channel.is_enabled() || !spec.allows_auto_disable() {
+            return;
+        }
+        if !self.begin(channel_id) {
+            return;
+        }
+        tracing::warn!(channel = channel_id.0, %reason, "auto-disabling the channel");
+        if self.queue.send(Disable { channel_id, reason }).is_err() {
+            // No disabler runs (a state without a server): nothing is pending.
+            self.end(channel_id);
+        }
     }
-    if !state.health.begin(channel_id) {
-        return;
+
+    /// The queue of decisions, for the one disabler task; `None` once taken.
+    pub fn take_queue(&self) -> Option<mpsc::UnboundedReceiver<Disable>> {
+        self.receiver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
-    tracing::warn!(channel = channel_id.0, %reason, "auto-disabling the channel");
-    let state = state.clone();
-    tokio::spawn(async move {
+}
+
+/// Proposes each queued [`Disable`] as `Command::AutoDisableChannel`, one
+/// at a time, until `stop`; `disabled` is told of each one applied.
+pub async fn run_disabler(
+    monitor: Arc<Monitor>,
+    mut queue: mpsc::UnboundedReceiver<Disable>,
+    proposer: Arc<dyn Proposer>,
+    clock: Arc<dyn Clock>,
+    disabled: impl Fn(ChannelId) + Send,
+    stop: CancellationToken,
+) {
+    loop {
+        let Disable { channel_id, reason } = tokio::select! {
+            next = queue.recv() => match next {
+                Some(disable) => disable,
+                None => return,
+            },
+            () = stop.cancelled() => return,
+        };
         let command = Command::AutoDisableChannel {
             id: channel_id,
             reason,
-            at: state.clock.now(),
+            at: clock.now(),
         };
-        match state.apply(command).await {
-            Ok(_) => state.metrics.auto_disabled(channel_id),
+        match proposer.propose(command).await {
+            Ok(_) => disabled(channel_id),
             Err(error) => {
                 tracing::error!(channel = channel_id.0, %error, "auto-disabling the channel failed")
             }
         }
-        // The snapshot now shows the channel disabled, so later failures
-        // stop at the status check above.
-        state.health.end(channel_id);
-    });
+        monitor.end(channel_id);
+    }
 }
 
 #[cfg(test)]
@@ -157,7 +205,7 @@ mod tests {
     /// body, case-insensitively; an empty rule list matches nothing.
     #[test]
     fn rules_match_case_insensitive_substrings() {
-        let monitor = Monitor::new(&default_rules());
+        let monitor = Monitor::new(&crate::config::default_auto_disable_rules());
         let quota = br#"{"error":{"message":"You exceeded your current QUOTA, please check your plan","type":"insufficient_quota"}}"#;
         let anthropic = br#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}"#;
         let cases: [(u16, &[u8], Option<&str>); 6] = [

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::probe::{self, Endpoint};
-use crate::AppState;
+use super::Host;
+use super::probe::{self, Endpoint, Probing};
 use crate::model::ChannelStatus;
 
 /// Tests auto-disabled channels every `interval` until `stop` is cancelled.
-pub async fn run(state: AppState, interval: Duration, stop: CancellationToken) {
+pub async fn run(host: impl Host, interval: Duration, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick fires at once; the first tests wait one interval.
@@ -23,15 +23,15 @@ pub async fn run(state: AppState, interval: Duration, stop: CancellationToken) {
             () = stop.cancelled() => return,
         }
         tokio::select! {
-            () = test_disabled(&state) => {}
+            () = test_disabled(&host) => {}
             () = stop.cancelled() => return,
         }
     }
 }
 
 /// One round: each auto-disabled channel in the current snapshot, in turn.
-async fn test_disabled(state: &AppState) {
-    let snapshot = state.snapshot();
+async fn test_disabled(host: &impl Host) {
+    let snapshot = host.snapshot();
     let disabled = snapshot
         .channels()
         .filter(|entry| entry.channel.spec.status == ChannelStatus::AutoDisabled);
@@ -43,7 +43,7 @@ async fn test_disabled(state: &AppState) {
         ) else {
             continue;
         };
-        let probe = probe::test(state, entry, *endpoint, model).await;
+        let probe = probe::test(&Probing::of(host), entry, *endpoint, model).await;
         if !probe.ok {
             tracing::debug!(channel = channel.id.0, error = ?probe.error, "auto-disabled channel still failing");
         }

@@ -17,13 +17,18 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::command::Command;
+use chrono::{DateTime, Utc};
+
+use std::sync::Arc;
+
+use super::{Host, Monitor};
+use crate::command::{Applied, Command, Proposer};
 use crate::model::{ChannelStatus, ChannelType};
-use crate::relay::client::{USER_AGENT, chain};
-use crate::relay::target::{ChannelTarget, Operation, TargetError, upstream_request};
-use crate::relay::upstream::summarise;
-use crate::snapshot::ChannelEntry;
+use crate::snapshot::{ChannelEntry, Snapshot};
+use crate::upstream::client::UpstreamClient;
+use crate::upstream::client::{USER_AGENT, chain};
+use crate::upstream::summarise;
+use crate::upstream::target::{ChannelTarget, Operation, TargetError, upstream_request};
 
 /// The longest a test or a model list may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -115,6 +120,30 @@ impl Endpoint {
     }
 }
 
+/// What a probe is handed: the upstream client, the monitor its failures
+/// go to (with the snapshot it decides from), and the proposer of a
+/// re-enable, stamped `now`.
+pub struct Probing<'a> {
+    pub client: Arc<UpstreamClient>,
+    pub monitor: &'a Monitor,
+    pub snapshot: Arc<Snapshot>,
+    pub proposer: &'a dyn Proposer,
+    pub now: DateTime<Utc>,
+}
+
+impl<'a> Probing<'a> {
+    /// A probe over what `host` has now.
+    pub fn of(host: &'a impl Host) -> Probing<'a> {
+        Probing {
+            client: host.upstream(),
+            monitor: host.monitor(),
+            snapshot: host.snapshot(),
+            proposer: host,
+            now: host.now(),
+        }
+    }
+}
+
 /// What a channel test found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
@@ -133,7 +162,7 @@ pub struct Probe {
 /// auto-disable rules as relay traffic; a success enables an
 /// `auto_disabled` channel again.
 pub async fn test(
-    state: &AppState,
+    probing: &Probing<'_>,
     entry: &ChannelEntry,
     endpoint: Endpoint,
     model: &str,
@@ -146,7 +175,7 @@ pub async fn test(
         Some(key) => {
             let body = Bytes::from(endpoint.body(upstream_model).to_string());
             match test_request(entry, endpoint, upstream_model, key, body) {
-                Ok(request) => send(state, request, entry, key).await,
+                Ok(request) => send(probing, request, entry, key).await,
                 Err(error) => Err((error, None)),
             }
         }
@@ -157,7 +186,7 @@ pub async fn test(
         Err((error, status)) => (false, status.map(|status| status.as_u16()), Some(error)),
     };
     let reenabled =
-        ok && channel.spec.status == ChannelStatus::AutoDisabled && reenable(state, entry).await;
+        ok && channel.spec.status == ChannelStatus::AutoDisabled && reenable(probing, entry).await;
     Probe {
         ok,
         latency,
@@ -168,18 +197,15 @@ pub async fn test(
 }
 
 /// Enables an auto-disabled channel again; true if it is now enabled.
-async fn reenable(state: &AppState, entry: &ChannelEntry) -> bool {
+async fn reenable(probing: &Probing<'_>, entry: &ChannelEntry) -> bool {
     let id = entry.channel.id;
     let command = Command::ReenableChannel {
         id,
-        at: state.clock.now(),
+        at: probing.now,
     };
-    match state.apply(command).await {
-        Ok(_) => {
-            let enabled = state
-                .snapshot()
-                .channel(id)
-                .is_some_and(|entry| entry.channel.is_enabled());
+    match probing.proposer.propose(command).await {
+        Ok(applied) => {
+            let enabled = matches!(applied, Applied::Channel(channel) if channel.is_enabled());
             if enabled {
                 tracing::info!(
                     channel = id.0,
@@ -197,14 +223,14 @@ async fn reenable(state: &AppState, entry: &ChannelEntry) -> bool {
 
 /// The upstream's model ids, sorted, or a summary of why they could not be had.
 pub async fn upstream_models(
-    state: &AppState,
+    probing: &Probing<'_>,
     entry: &ChannelEntry,
 ) -> Result<Vec<String>, String> {
     let key = entry
         .next_key()
         .ok_or_else(|| "the channel has no upstream key".to_string())?;
     let request = models_request(entry, key)?;
-    let (_, body) = send(state, request, entry, key)
+    let (_, body) = send(probing, request, entry, key)
         .await
         .map_err(|(error, _)| error)?;
     let list: Value = serde_json::from_slice(&body)
@@ -234,7 +260,7 @@ fn test_request(
     let (uri, mut headers) = match endpoint.operation() {
         None => (anthropic_uri(entry, "messages")?, auth_headers(entry, key)?),
         Some(operation) => {
-            let target = upstream_request(entry, operation, upstream_model, key)
+            let target = upstream_request(&entry.target, operation, upstream_model, key)
                 .map_err(|error| error.to_string())?;
             (target.uri, target.headers)
         }
@@ -259,7 +285,7 @@ fn models_request(entry: &ChannelEntry, key: &str) -> Result<Request<Full<Bytes>
             parse_uri(&format!("{base}/openai/models?{query}"))?
         }
         ChannelTarget::Anthropic { .. } => anthropic_uri(entry, "models?limit=1000")?,
-        ChannelTarget::Invalid => return Err(TargetError::BadBaseUrl.to_string()),
+        ChannelTarget::Invalid { .. } => return Err(TargetError::BadBaseUrl.to_string()),
     };
     let headers = auth_headers(entry, key)?;
     Ok(request(Method::GET, uri, headers, Bytes::new()))
@@ -311,13 +337,13 @@ fn auth_headers(entry: &ChannelEntry, key: &str) -> Result<HeaderMap, String> {
 /// summary (and the status, if there was one). A failing status goes to the
 /// auto-disable rules like relay traffic.
 async fn send(
-    state: &AppState,
+    probing: &Probing<'_>,
     mut request: Request<Full<Bytes>>,
     entry: &ChannelEntry,
     key: &str,
 ) -> Result<(StatusCode, Bytes), (String, Option<StatusCode>)> {
     request.headers_mut().insert(header::USER_AGENT, USER_AGENT);
-    let client = state.upstream();
+    let client = &probing.client;
     let exchange = async {
         let response = client
             .send(request)
@@ -337,7 +363,9 @@ async fn send(
     if status.is_success() {
         return Ok((status, body));
     }
-    super::report_failure(state, entry.channel.id, status, &body);
+    probing
+        .monitor
+        .report(&probing.snapshot, entry.channel.id, status, &body);
     Err((summarise(status, &body, key), Some(status)))
 }
 

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::source::{ChannelRow, Flavor};
 use crate::admin::validate::{self, ChannelDraft};
 use crate::daily::settings as daily_settings;
 use crate::model::{ChannelSpec, ChannelStatus, ChannelType};
-use crate::relay::target::API_VERSION_SETTING;
+use crate::store::newapi::{ChannelRow, Flavor};
+use crate::upstream::target::API_VERSION_SETTING;
 
 /// The settings key that records where an imported channel came from
 /// (`"new-api:7"`): the import's identity for re-runs.

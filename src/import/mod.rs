@@ -1,8 +1,8 @@
 //! `sluicegate import new-api`: carrying channels and API keys over from a
 //! new-api or one-api SQLite database into a data dir, offline.
 //!
-//! The pieces: `store::newapi` reads the source read-only into the plain
-//! rows of [`source`]; [`channels`] and [`tokens`] map rows to validated
+//! The pieces: `store::newapi` reads the source read-only into plain rows;
+//! [`channels`] and [`tokens`] map rows to validated
 //! specs (pure, through the admin API's own validation); [`plan`] compares
 //! them with what the data dir holds and builds the `Command`s; [`report`]
 //! prints what happens. The commands are applied in one SQLite transaction
@@ -16,17 +16,53 @@
 pub mod channels;
 pub mod plan;
 pub mod report;
-pub mod source;
 pub mod tokens;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use clap::{Subcommand, ValueEnum};
 
-use crate::cli::ImportSource;
 use crate::cluster::log_store::RAFT_DIR;
 use crate::config::Config;
+use crate::store::newapi::Flavor;
 use crate::store::{self, SQLITE_FILE, Store};
+
+/// Where `import` reads from.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum ImportSource {
+    /// A new-api (or one-api) SQLite database. Prints a report of what is
+    /// created, updated, unchanged or skipped; safe to run again.
+    NewApi {
+        /// The source database file (opened read-only).
+        #[arg(long, value_name = "PATH")]
+        sqlite: PathBuf,
+        /// Print the report without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// The source's schema, when detection from its columns is wrong.
+        #[arg(long, value_enum, value_name = "SCHEMA")]
+        schema: Option<Schema>,
+    },
+}
+
+/// The `--schema` a source database is read with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Schema {
+    #[value(name = "new-api")]
+    NewApi,
+    #[value(name = "one-api")]
+    OneApi,
+}
+
+impl From<Schema> for Flavor {
+    fn from(schema: Schema) -> Flavor {
+        match schema {
+            Schema::NewApi => Flavor::NewApi,
+            Schema::OneApi => Flavor::OneApi,
+        }
+    }
+}
 
 /// Runs the import into `config.data_dir` and prints the report to stdout.
 pub async fn run(config: &Config, source: ImportSource) -> anyhow::Result<()> {
@@ -48,7 +84,7 @@ pub async fn run(config: &Config, source: ImportSource) -> anyhow::Result<()> {
     let source = tokio::task::spawn_blocking(move || store::newapi::read_source(&path))
         .await
         .context("reading the source database")??;
-    let flavor = schema.unwrap_or(source.detected);
+    let flavor = schema.map_or(source.detected, Flavor::from);
     let store = open_store(&data_dir, dry_run).await?;
     let (stored_channels, stored_tokens) = match &store {
         Some(store) => store.load().await.context("reading the data dir")?,

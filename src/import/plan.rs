@@ -14,10 +14,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::channels::{self, IMPORTED_FROM};
-use super::source::{Flavor, SourceDb};
 use super::tokens;
 use crate::command::Command;
 use crate::model::{Channel, ChannelId, KeyHash, Token, TokenId};
+use crate::store::newapi::{Flavor, SourceDb};
 
 /// What happens to one source row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +187,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::import::source::{ChannelRow, TokenRow};
+    use crate::store::newapi::{ChannelRow, TokenRow};
 
     fn source() -> SourceDb {
         SourceDb {

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::source::{TokenRow, UserRow};
 use crate::admin::validate::{self, TokenDraft};
 use crate::model::{KeyHash, TokenSpec, TokenStatus};
+use crate::store::newapi::{TokenRow, UserRow};
 
 /// A key ready to import, with what did not carry over.
 #[derive(Debug, Clone, PartialEq)]

@@ -33,7 +33,7 @@ where
     S: tracing::Subscriber + for<'span> LookupSpan<'span>,
 {
     // The exporter's client is reqwest's, built without a TLS provider of its own.
-    crate::server::install_tls_provider();
+    crate::upstream::install_tls_provider();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_endpoint(endpoint)

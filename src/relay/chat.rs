@@ -12,9 +12,9 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
-use super::target::Operation;
 use super::usage::{self, TextMeasure};
 use crate::error::ApiError;
+use crate::upstream::target::Operation;
 
 pub const ENDPOINT: &str = "/v1/chat/completions";
 

@@ -8,9 +8,9 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
-use super::target::Operation;
 use super::usage::{self, TextMeasure};
 use crate::error::ApiError;
+use crate::upstream::target::Operation;
 
 pub static COMPLETIONS: Endpoint = Endpoint {
     path: "/v1/completions",

@@ -14,14 +14,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::affinity::{self, AffinityKey};
 use super::meter::Hold;
-use super::target::{self, Operation};
 use crate::AppState;
+use crate::affinity::{self, AffinityKey};
 use crate::daily::day;
 use crate::model::Token;
-use crate::routing::{Route, Selection};
-use crate::snapshot::{ChannelEntry, Snapshot};
+use crate::snapshot::{ChannelEntry, Route, Selection, Snapshot};
+use crate::upstream::target::{self, Operation};
 
 /// The channels a key may use for a model: its group's route, or a route of
 /// its bound channel alone (empty if that channel cannot serve the model).
@@ -59,7 +58,7 @@ impl<'s> Candidates<'s> {
     /// operations only on `anthropic` channels, most OpenAI ones never
     /// there). When every channel can, the route is kept as it is.
     pub fn serving(self, operation: Operation) -> Candidates<'s> {
-        let serves = |entry: &&Arc<ChannelEntry>| target::serves(entry, operation);
+        let serves = |entry: &&Arc<ChannelEntry>| target::serves(&entry.target, operation);
         if self.route().entries().all(|entry| serves(&entry)) {
             return self;
         }

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 
 use super::completions::input_tokens;
 use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
-use super::target::Operation;
 use crate::error::ApiError;
+use crate::upstream::target::Operation;
 
 pub static EMBEDDINGS: Endpoint = Endpoint {
     path: "/v1/embeddings",

@@ -7,6 +7,8 @@
 //! [`Operation`] it is, how to find usage in a whole reply, how to measure a
 //! reply for the estimate, and how to read its stream events.
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderMap, HeaderValue};
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -14,10 +16,10 @@ use serde_json::{Map, Value};
 use super::body::{Edit, JsonBody, json_string};
 use super::estimate;
 use super::observe::{Observer, OpenAiEvents};
-use super::target::Operation;
 use super::usage::{RawUsage, TextMeasure};
 use crate::error::{ApiError, ErrorCode};
 use crate::i18n::Message;
+use crate::upstream::target::Operation;
 
 /// One endpoint family's description.
 pub struct Endpoint {
@@ -216,7 +218,44 @@ pub fn stream_usage(body: &JsonBody) -> (Option<Edit>, bool) {
 
 /// The affinity source a JSON body names, if any.
 pub fn affinity_of(body: &JsonBody) -> Option<String> {
-    super::affinity::source(body, None).map(|source| source.into_owned())
+    source(body, None).map(|source| source.into_owned())
+}
+
+/// The affinity source of a request: `prompt_cache_key`, then `user`, then
+/// the session header. Empty strings do not count.
+pub fn source<'a>(body: &'a JsonBody, session: Option<&'a str>) -> Option<Cow<'a, str>> {
+    ["prompt_cache_key", "user"]
+        .iter()
+        .find_map(|field| body.str(field))
+        .or(session.map(Cow::Borrowed))
+        .filter(|text| !text.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The source prefers prompt_cache_key, then user, then the session header.
+    #[test]
+    fn source_order() {
+        let cases = [
+            (
+                json!({"prompt_cache_key": "p", "user": "u"}),
+                Some("s"),
+                Some("p"),
+            ),
+            (json!({"user": "u"}), Some("s"), Some("u")),
+            (json!({"user": 5}), Some("s"), Some("s")),
+            (json!({}), None, None),
+            (json!({"user": ""}), None, None),
+        ];
+        for (body, session, expected) in cases {
+            let body = JsonBody::parse(body.to_string().into()).unwrap();
+            assert_eq!(source(&body, session).as_deref(), expected, "{body:?}");
+        }
+    }
 }
 
 /// The completion budget the client set: the first of `fields` that is a

@@ -11,8 +11,8 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 
 use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
-use super::target::Operation;
 use crate::error::ApiError;
+use crate::upstream::target::Operation;
 
 pub static IMAGES: Endpoint = Endpoint {
     path: "/v1/images/generations",

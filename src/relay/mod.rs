@@ -27,13 +27,11 @@
 //! - `realtime`: `GET /v1/realtime`, the WebSocket proxy.
 //! - `request_id`: the `x-request-id` middleware for every response.
 
-pub mod affinity;
 pub mod anthropic;
 pub mod audio;
 pub mod auth;
 pub mod body;
 pub mod chat;
-pub mod client;
 pub mod completions;
 pub mod dispatch;
 pub mod embeddings;
@@ -50,7 +48,6 @@ pub mod request_id;
 pub mod responses;
 pub mod sse;
 pub mod stream;
-pub mod target;
 pub mod tokenizer;
 pub mod upstream;
 pub mod usage;

@@ -10,8 +10,8 @@ use bytes::Bytes;
 
 use super::embeddings;
 use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
-use super::target::Operation;
 use crate::error::ApiError;
+use crate::upstream::target::Operation;
 
 pub static MODERATIONS: Endpoint = Endpoint {
     path: "/v1/moderations",

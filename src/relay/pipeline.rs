@@ -25,13 +25,13 @@ use super::observe::Seen;
 use super::request_id::RequestId;
 use super::sse::SseRelay;
 use super::stream::relay_stream;
-use super::target::{self, UpstreamRequest};
 use super::upstream::{self, Failure, Outbound, Success};
-use super::{affinity, anthropic, auth};
+use super::{anthropic, auth};
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::i18n::Message;
 use crate::snapshot::ChannelEntry;
+use crate::upstream::target::{self, UpstreamRequest};
 
 /// Serves one request to `endpoint`, errors in the envelope of its family.
 pub async fn respond(
@@ -95,7 +95,7 @@ pub async fn serve(
         completion: parsed.completion,
     };
     let session = headers
-        .get(affinity::SESSION_HEADER)
+        .get(crate::affinity::SESSION_HEADER)
         .and_then(|value| value.to_str().ok());
     let source = parsed.affinity.as_deref().or(session);
     super::dispatch::warm_leases(state, candidates.route(), demand).await;
@@ -264,10 +264,10 @@ fn outbound<'e>(
         .next_key()
         .ok_or_else(|| unusable("the channel has no upstream key".to_string()))?;
     let UpstreamRequest { uri, mut headers } =
-        target::upstream_request(entry, endpoint.operation, upstream_model, key)
+        target::upstream_request(&entry.target, endpoint.operation, upstream_model, key)
             .map_err(|error| unusable(error.to_string()))?;
     anthropic::bridge::forward_headers(entry, client_headers, &mut headers);
-    headers.insert(header::USER_AGENT, super::client::USER_AGENT);
+    headers.insert(header::USER_AGENT, crate::upstream::client::USER_AGENT);
     let body = match &parsed.payload {
         Payload::Json { body, .. } => {
             headers.insert(

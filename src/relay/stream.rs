@@ -114,9 +114,10 @@ impl Relay {
                     }
                 }
                 Ok(Some(Err(error))) => {
-                    return Some(Err(
-                        self.broken(ErrorCode::UpstreamFailed, &super::client::chain(&error))
-                    ));
+                    return Some(Err(self.broken(
+                        ErrorCode::UpstreamFailed,
+                        &crate::upstream::client::chain(&error),
+                    )));
                 }
                 Err(_) => {
                     let text = format!("no chunk for {:?}", self.idle);

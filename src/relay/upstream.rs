@@ -15,16 +15,15 @@ use futures_util::{Stream, StreamExt};
 use http_body_util::{BodyDataStream, BodyExt, Full};
 use hyper::body::Incoming;
 
-use super::client::SendError;
 use super::usage::RawUsage;
 use crate::AppState;
 use crate::model::ChannelId;
+use crate::upstream::client::SendError;
+use crate::upstream::summarise;
 
 /// The upstream's body after the first chunk.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
 
-/// The longest summary of an upstream error we show a client.
-const SUMMARY_CHARS: usize = 200;
 /// The most of an upstream error body we read.
 const ERROR_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -247,7 +246,9 @@ async fn failure(
     )
     .await
     .unwrap_or_default();
-    crate::health::report_failure(state, channel, status, &body);
+    state
+        .health
+        .report(&state.snapshot(), channel, status, &body);
     if is_retryable(status) || !status.is_client_error() {
         Failure::Failed {
             summary: summarise(status, &body, key),
@@ -274,34 +275,7 @@ fn classify(error: SendError) -> Failure {
 
 /// A body that broke after the response head.
 fn broken(error: &hyper::Error) -> Failure {
-    Failure::failed(super::client::chain(error))
-}
-
-/// `upstream returned 429 Too Many Requests: <message>`, the message taken from
-/// a JSON error body when there is one, shortened, and scrubbed of the key.
-pub fn summarise(status: StatusCode, body: &[u8], key: &str) -> String {
-    let message = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|value| {
-            let message = value
-                .pointer("/error/message")
-                .or_else(|| value.get("error"))
-                .or_else(|| value.get("message"))?;
-            message.as_str().map(str::to_string)
-        });
-    let mut summary = format!("upstream returned {status}");
-    if let Some(message) = message {
-        let mut short: String = message.chars().take(SUMMARY_CHARS).collect();
-        if short.len() < message.len() {
-            short.push('…');
-        }
-        if !key.is_empty() {
-            short = short.replace(key, "***");
-        }
-        summary.push_str(": ");
-        summary.push_str(&short);
-    }
-    summary
+    Failure::failed(crate::upstream::client::chain(error))
 }
 
 #[cfg(test)]
@@ -358,35 +332,5 @@ mod tests {
             assert_eq!(reported, total, "{failure:?}");
         }
         assert!(usage_in(b"not json").is_none());
-    }
-
-    /// Summaries quote a JSON error message, shortened, never the key.
-    #[test]
-    fn summaries_hide_keys() {
-        let cases: [(&[u8], &str); 4] = [
-            (
-                br#"{"error":{"message":"bad key sk-secret"}}"#,
-                "upstream returned 401 Unauthorized: bad key ***",
-            ),
-            (
-                br#"{"error":"plain"}"#,
-                "upstream returned 401 Unauthorized: plain",
-            ),
-            (b"<html>oops</html>", "upstream returned 401 Unauthorized"),
-            (b"", "upstream returned 401 Unauthorized"),
-        ];
-        for (body, expected) in cases {
-            assert_eq!(
-                summarise(StatusCode::UNAUTHORIZED, body, "sk-secret"),
-                expected
-            );
-        }
-        let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(500));
-        assert!(
-            summarise(StatusCode::BAD_GATEWAY, long.as_bytes(), "k")
-                .chars()
-                .count()
-                < 260
-        );
     }
 }

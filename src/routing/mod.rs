@@ -33,7 +33,16 @@ pub use route::Route;
 use route::Tier;
 
 use crate::model::ChannelId;
-use crate::snapshot::ChannelEntry;
+
+/// What routing needs to know of a channel; the snapshot's entries
+/// implement it, tests use plain structs.
+pub trait Candidate {
+    fn id(&self) -> ChannelId;
+    fn priority(&self) -> i64;
+    fn weight(&self) -> u32;
+    /// Whether a request must reserve against a limit of this channel.
+    fn limited(&self) -> bool;
+}
 
 /// Rejected draws in a tier before the exact scan takes over. With 10% of a
 /// tier capped, eight rejections in a row happen once in 10^8 picks.
@@ -42,16 +51,16 @@ pub const MAX_DRAWS: usize = 8;
 /// One request's walk over a [`Route`]: the channels it has tried or found
 /// not admitted, and the tier it is in.
 #[derive(Debug)]
-pub struct Selection<'r> {
-    tiers: &'r [Tier],
+pub struct Selection<'r, C> {
+    tiers: &'r [Tier<C>],
     tier: usize,
     /// Tried or not admitted; never offered again. Small: a handful of
     /// attempts plus the capped channels this request came across.
     excluded: Vec<ChannelId>,
 }
 
-impl<'r> Selection<'r> {
-    pub fn new(route: &'r Route) -> Selection<'r> {
+impl<'r, C: Candidate> Selection<'r, C> {
+    pub fn new(route: &'r Route<C>) -> Selection<'r, C> {
         Selection {
             tiers: route.tiers(),
             tier: 0,
@@ -72,8 +81,8 @@ impl<'r> Selection<'r> {
     pub fn next(
         &mut self,
         rng: &mut impl Rng,
-        mut admit: impl FnMut(&ChannelEntry) -> bool,
-    ) -> Option<&'r Arc<ChannelEntry>> {
+        mut admit: impl FnMut(&C) -> bool,
+    ) -> Option<&'r Arc<C>> {
         let tiers = self.tiers;
         while let Some(tier) = tiers.get(self.tier) {
             let picked = match self.draw(tier, rng, &mut admit) {
@@ -81,7 +90,7 @@ impl<'r> Selection<'r> {
                 None => self.scan(tier, rng, &mut admit),
             };
             if let Some(entry) = picked.and_then(|index| tier.members.get(index)) {
-                self.excluded.push(entry.channel.id);
+                self.excluded.push(entry.id());
                 return Some(entry);
             }
             self.tier += 1;
@@ -92,9 +101,9 @@ impl<'r> Selection<'r> {
     /// Rejection sampling: up to [`MAX_DRAWS`] weighted draws over the whole tier.
     fn draw(
         &mut self,
-        tier: &Tier,
+        tier: &Tier<C>,
         rng: &mut impl Rng,
-        admit: &mut impl FnMut(&ChannelEntry) -> bool,
+        admit: &mut impl FnMut(&C) -> bool,
     ) -> Option<usize> {
         let total = tier.total();
         for _ in 0..MAX_DRAWS {
@@ -104,13 +113,13 @@ impl<'r> Selection<'r> {
                 tier.member_at(rng.random_range(0..total))
             };
             let entry = tier.members.get(index)?;
-            if self.excluded.contains(&entry.channel.id) {
+            if self.excluded.contains(&entry.id()) {
                 continue;
             }
             if admit(entry) {
                 return Some(index);
             }
-            self.excluded.push(entry.channel.id);
+            self.excluded.push(entry.id());
         }
         None
     }
@@ -119,20 +128,20 @@ impl<'r> Selection<'r> {
     /// equally when their weights are all zero. `None` if none remains.
     fn scan(
         &mut self,
-        tier: &Tier,
+        tier: &Tier<C>,
         rng: &mut impl Rng,
-        admit: &mut impl FnMut(&ChannelEntry) -> bool,
+        admit: &mut impl FnMut(&C) -> bool,
     ) -> Option<usize> {
         self.excluded.sort_unstable();
         let mut open: Vec<(usize, u64)> = Vec::new();
         let mut refused = Vec::new();
         for (index, entry) in tier.members.iter().enumerate() {
-            let id = entry.channel.id;
+            let id = entry.id();
             if self.excluded.binary_search(&id).is_ok() {
                 continue;
             }
             if admit(entry) {
-                open.push((index, u64::from(entry.channel.spec.weight)));
+                open.push((index, u64::from(entry.weight())));
             } else {
                 refused.push(id);
             }

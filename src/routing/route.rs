@@ -7,29 +7,35 @@
 
 use std::sync::Arc;
 
+use super::Candidate;
 use crate::model::ChannelId;
-use crate::snapshot::ChannelEntry;
 
 /// The channels that may serve one (group, model), in priority tiers.
-#[derive(Debug, Default)]
-pub struct Route {
-    tiers: Vec<Tier>,
+#[derive(Debug)]
+pub struct Route<C> {
+    tiers: Vec<Tier<C>>,
     /// Whether any channel on the route has a daily limit, so a request
     /// knows whether it must size itself for a reservation.
     limited: bool,
 }
 
+impl<C> Default for Route<C> {
+    fn default() -> Route<C> {
+        Route::EMPTY
+    }
+}
+
 /// Channels of equal priority.
 #[derive(Debug)]
-pub(super) struct Tier {
+pub(super) struct Tier<C> {
     pub(super) priority: i64,
     /// In id order, so seeded selections are reproducible.
-    pub(super) members: Vec<Arc<ChannelEntry>>,
+    pub(super) members: Vec<Arc<C>>,
     /// `cumulative[i]` is the summed weight of `members[..=i]`.
     pub(super) cumulative: Vec<u64>,
 }
 
-impl Tier {
+impl<C> Tier<C> {
     /// The summed weight of the tier; 0 when every member weighs 0.
     pub(super) fn total(&self) -> u64 {
         self.cumulative.last().copied().unwrap_or(0)
@@ -41,47 +47,12 @@ impl Tier {
     }
 }
 
-impl Route {
+impl<C> Route<C> {
     /// The empty route, for a (group, model) nothing serves.
-    pub const EMPTY: Route = Route {
+    pub const EMPTY: Route<C> = Route {
         tiers: Vec::new(),
         limited: false,
     };
-
-    /// Groups `entries` into tiers by descending priority. Duplicates (by id)
-    /// are dropped; inside a tier members keep id order.
-    pub fn build(entries: impl IntoIterator<Item = Arc<ChannelEntry>>) -> Route {
-        let mut entries: Vec<Arc<ChannelEntry>> = entries.into_iter().collect();
-        entries.sort_by_key(|entry| (std::cmp::Reverse(priority(entry)), entry.channel.id));
-        entries.dedup_by_key(|entry| entry.channel.id);
-        let mut tiers: Vec<Tier> = Vec::new();
-        let limited = entries.iter().any(|entry| entry.cap.limit > 0);
-        for entry in entries {
-            let weight = u64::from(entry.channel.spec.weight);
-            match tiers.last_mut() {
-                Some(tier) if tier.priority == priority(&entry) => {
-                    tier.cumulative.push(tier.total() + weight);
-                    tier.members.push(entry);
-                }
-                _ => tiers.push(Tier {
-                    priority: priority(&entry),
-                    members: vec![entry],
-                    cumulative: vec![weight],
-                }),
-            }
-        }
-        Route { tiers, limited }
-    }
-
-    /// Whether any channel on the route has a daily limit.
-    pub fn is_limited(&self) -> bool {
-        self.limited
-    }
-
-    /// A route of one channel (a key bound to it).
-    pub fn single(entry: Arc<ChannelEntry>) -> Route {
-        Route::build([entry])
-    }
 
     pub fn is_empty(&self) -> bool {
         self.tiers.is_empty()
@@ -93,20 +64,53 @@ impl Route {
     }
 
     /// Every channel, best tier first.
-    pub fn entries(&self) -> impl Iterator<Item = &Arc<ChannelEntry>> {
+    pub fn entries(&self) -> impl Iterator<Item = &Arc<C>> {
         self.tiers.iter().flat_map(|tier| tier.members.iter())
     }
 
-    /// Every channel id, best tier first.
-    pub fn ids(&self) -> impl Iterator<Item = ChannelId> + '_ {
-        self.entries().map(|entry| entry.channel.id)
+    /// Whether any channel on the route has a limit.
+    pub fn is_limited(&self) -> bool {
+        self.limited
     }
 
-    pub(super) fn tiers(&self) -> &[Tier] {
+    pub(super) fn tiers(&self) -> &[Tier<C>] {
         &self.tiers
     }
 }
 
-fn priority(entry: &ChannelEntry) -> i64 {
-    entry.channel.spec.priority
+impl<C: Candidate> Route<C> {
+    /// Groups `entries` into tiers by descending priority. Duplicates (by id)
+    /// are dropped; inside a tier members keep id order.
+    pub fn build(entries: impl IntoIterator<Item = Arc<C>>) -> Route<C> {
+        let mut entries: Vec<Arc<C>> = entries.into_iter().collect();
+        entries.sort_by_key(|entry| (std::cmp::Reverse(entry.priority()), entry.id()));
+        entries.dedup_by_key(|entry| entry.id());
+        let mut tiers: Vec<Tier<C>> = Vec::new();
+        let limited = entries.iter().any(|entry| entry.limited());
+        for entry in entries {
+            let weight = u64::from(entry.weight());
+            match tiers.last_mut() {
+                Some(tier) if tier.priority == entry.priority() => {
+                    tier.cumulative.push(tier.total() + weight);
+                    tier.members.push(entry);
+                }
+                _ => tiers.push(Tier {
+                    priority: entry.priority(),
+                    members: vec![entry],
+                    cumulative: vec![weight],
+                }),
+            }
+        }
+        Route { tiers, limited }
+    }
+
+    /// A route of one channel (a key bound to it).
+    pub fn single(entry: Arc<C>) -> Route<C> {
+        Route::build([entry])
+    }
+
+    /// Every channel id, best tier first.
+    pub fn ids(&self) -> impl Iterator<Item = ChannelId> + '_ {
+        self.entries().map(|entry| entry.id())
+    }
 }

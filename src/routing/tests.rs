@@ -2,36 +2,45 @@
 
 use std::collections::HashMap;
 
-use chrono::{TimeZone, Utc};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::*;
-use crate::model::{Channel, ChannelSpec, ChannelStatus, ChannelType};
-
-fn entry(id: i64, priority: i64, weight: u32) -> Arc<ChannelEntry> {
-    let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    let channel = Channel {
-        id: ChannelId(id),
-        spec: ChannelSpec {
-            name: format!("c{id}"),
-            kind: ChannelType::Openai,
-            base_url: "http://127.0.0.1:1/v1".to_string(),
-            keys: vec!["sk-x".to_string()],
-            models: vec!["m".to_string()],
-            model_mapping: Default::default(),
-            groups: vec!["default".to_string()],
-            priority,
-            weight,
-            status: ChannelStatus::Enabled,
-            settings: Default::default(),
-        },
-        created_at: at,
-        updated_at: at,
-        auto_disabled: None,
-    };
-    Arc::new(ChannelEntry::new(channel, chrono_tz::Tz::UTC))
+/// A channel as routing sees it.
+#[derive(Debug)]
+struct Test {
+    id: ChannelId,
+    priority: i64,
+    weight: u32,
 }
+
+impl Candidate for Test {
+    fn id(&self) -> ChannelId {
+        self.id
+    }
+
+    fn priority(&self) -> i64 {
+        self.priority
+    }
+
+    fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    fn limited(&self) -> bool {
+        false
+    }
+}
+
+fn entry(id: i64, priority: i64, weight: u32) -> Arc<Test> {
+    Arc::new(Test {
+        id: ChannelId(id),
+        priority,
+        weight,
+    })
+}
+
+type Route = super::Route<Test>;
 
 fn route(specs: &[(i64, i64, u32)]) -> Route {
     Route::build(
@@ -45,8 +54,8 @@ fn route(specs: &[(i64, i64, u32)]) -> Route {
 fn order(route: &Route, admit: impl Fn(ChannelId) -> bool, seed: u64) -> Vec<i64> {
     let mut selection = Selection::new(route);
     let mut rng = StdRng::seed_from_u64(seed);
-    std::iter::from_fn(|| selection.next(&mut rng, |entry| admit(entry.channel.id)))
-        .map(|entry| entry.channel.id.0)
+    std::iter::from_fn(|| selection.next(&mut rng, |entry| admit(entry.id)))
+        .map(|entry| entry.id.0)
         .collect()
 }
 
@@ -131,10 +140,10 @@ fn admit_is_asked_once_per_channel() {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut picks = Vec::new();
         while let Some(entry) = selection.next(&mut rng, |entry| {
-            asked.push(entry.channel.id.0);
-            entry.channel.id != ChannelId(1)
+            asked.push(entry.id.0);
+            entry.id != ChannelId(1)
         }) {
-            picks.push(entry.channel.id.0);
+            picks.push(entry.id.0);
         }
         let refused = asked.iter().filter(|id| **id == 1).count();
         assert_eq!(refused, 1, "seed {seed}: {asked:?}");
@@ -152,7 +161,7 @@ fn excluded_channels_are_not_offered() {
         selection.exclude(ChannelId(1));
         let mut rng = StdRng::seed_from_u64(seed);
         let picks: Vec<i64> = std::iter::from_fn(|| selection.next(&mut rng, |_| true))
-            .map(|entry| entry.channel.id.0)
+            .map(|entry| entry.id.0)
             .collect();
         assert_eq!(picks, vec![2]);
     }
@@ -191,8 +200,8 @@ fn first_pick_follows_weights() {
         let mut counts: HashMap<i64, u32> = HashMap::new();
         for _ in 0..rounds {
             let mut selection = Selection::new(&route);
-            if let Some(entry) = selection.next(&mut rng, |entry| admit(entry.channel.id)) {
-                *counts.entry(entry.channel.id.0).or_default() += 1;
+            if let Some(entry) = selection.next(&mut rng, |entry| admit(entry.id)) {
+                *counts.entry(entry.id.0).or_default() += 1;
             }
         }
         for (id, share) in expected {

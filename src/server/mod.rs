@@ -35,13 +35,6 @@ pub struct Running {
     serving: JoinHandle<()>,
 }
 
-/// Installs the process-wide TLS provider (ring) used by the upstream
-/// client. Idempotent.
-pub fn install_tls_provider() {
-    // An error only means a provider is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// How often counted tokens are made durable. Counts older than twice this
 /// survive a crash (the target is 100 ms).
 pub const USAGE_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
@@ -55,7 +48,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
 /// [`start`] with an injected clock, so tests can cross midnight.
 pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
-    install_tls_provider();
+    crate::upstream::install_tls_provider();
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
@@ -86,6 +79,17 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         }
     };
     background.spawn(prune_usage(state.clone(), stop_background.clone()));
+    if let Some(queue) = state.health.take_queue() {
+        let metrics = state.clone();
+        background.spawn(crate::health::run_disabler(
+            state.health.clone(),
+            queue,
+            Arc::new(state.clone()),
+            state.clock.clone(),
+            move |channel| metrics.metrics.auto_disabled(channel),
+            stop_background.clone(),
+        ));
+    }
     if let Some(interval) = state.config.channel_test_interval {
         let task = crate::health::periodic::run(state.clone(), interval, stop_background.clone());
         background.spawn(task);

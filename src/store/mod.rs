@@ -61,15 +61,6 @@ pub enum Error {
     Secret(#[from] secrets::SecretError),
 }
 
-impl From<Error> for crate::error::ApiError {
-    fn from(error: Error) -> crate::error::ApiError {
-        match error {
-            Error::NotFound(what) => crate::error::ApiError::not_found(what),
-            other => crate::error::ApiError::internal("store", other),
-        }
-    }
-}
-
 /// Handle to both stores; cheap to clone.
 #[derive(Clone)]
 pub struct Store {

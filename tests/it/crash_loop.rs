@@ -377,7 +377,7 @@ async fn twenty_kill_9s_under_load_keep_the_stores_and_the_counts() {
     let seed = seed();
     eprintln!("crash loop seed {seed} (replay with {SEED_VAR}={seed})");
     let mut rng = StdRng::seed_from_u64(seed);
-    sluicegate::server::install_tls_provider();
+    sluicegate::upstream::install_tls_provider();
     let client = reqwest::Client::new();
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path();

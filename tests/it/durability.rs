@@ -97,7 +97,7 @@ async fn used_today(client: &reqwest::Client, base: &str, channel: i64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_survive_a_graceful_restart() {
     let upstream = FakeUpstream::start("durable").await.unwrap();
-    sluicegate::server::install_tls_provider();
+    sluicegate::upstream::install_tls_provider();
     let client = reqwest::Client::new();
     let temp = tempfile::tempdir().unwrap();
     let mut first = start(temp.path());
@@ -122,7 +122,7 @@ async fn counts_survive_a_graceful_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_older_than_the_window_survive_kill_9() {
     let upstream = FakeUpstream::start("crashing").await.unwrap();
-    sluicegate::server::install_tls_provider();
+    sluicegate::upstream::install_tls_provider();
     let client = reqwest::Client::new();
     let temp = tempfile::tempdir().unwrap();
     let mut process = start(temp.path());

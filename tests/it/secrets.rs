@@ -116,7 +116,7 @@ fn contains(bytes: &[u8], needle: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_sealed_on_disk_and_serve_after_a_restart() {
     let upstream = FakeUpstream::start("sealed").await.unwrap();
-    sluicegate::server::install_tls_provider();
+    sluicegate::upstream::install_tls_provider();
     let client = reqwest::Client::new();
     let temp = tempfile::tempdir().unwrap();
     let mut first = start(temp.path());
@@ -168,7 +168,7 @@ async fn keys_are_sealed_on_disk_and_serve_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_key_file_stops_the_start() {
     let upstream = FakeUpstream::start("missing").await.unwrap();
-    sluicegate::server::install_tls_provider();
+    sluicegate::upstream::install_tls_provider();
     let client = reqwest::Client::new();
     let temp = tempfile::tempdir().unwrap();
     let mut first = start(temp.path());

@@ -19,9 +19,9 @@ use crate::error::{ApiError, ErrorCode};
 use crate::i18n::Message;
 use crate::model::ChannelType;
 use crate::relay::body::JsonBody;
-use crate::relay::target::Operation;
 use crate::relay::upstream::{Failure, Success};
 use crate::snapshot::ChannelEntry;
+use crate::upstream::target::Operation;
 
 /// The client headers an `anthropic` channel receives.
 pub const FORWARDED: [&str; 2] = ["anthropic-version", "anthropic-beta"];

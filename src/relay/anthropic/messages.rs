@@ -25,8 +25,8 @@ use super::usage;
 use crate::error::ApiError;
 use crate::relay::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
 use crate::relay::observe::Observer;
-use crate::relay::target::Operation;
 use crate::relay::usage::{RawUsage, TextMeasure, estimate_prompt};
+use crate::upstream::target::Operation;
 
 pub const MESSAGES_PATH: &str = "/v1/messages";
 pub const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";

@@ -26,10 +26,10 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
-use super::target::Operation;
 use super::usage::{RawUsage, TextMeasure};
 use crate::error::ApiError;
 use crate::i18n::Message;
+use crate::upstream::target::Operation;
 
 pub static TRANSCRIPTIONS: Endpoint = Endpoint {
     path: "/v1/audio/transcriptions",

@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::relay::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
-use crate::relay::target::Operation;
 use crate::relay::usage::TextMeasure;
+use crate::upstream::target::Operation;
 
 pub static SPEECH: Endpoint = Endpoint {
     path: "/v1/audio/speech",

@@ -197,7 +197,7 @@ pub fn write_secret(path: &Path) {
 impl Cluster {
     /// Three nodes, not started yet, and a fake upstream named `name`.
     pub async fn new(name: &str) -> Cluster {
-        sluicegate::server::install_tls_provider();
+        sluicegate::upstream::install_tls_provider();
         let upstream = FakeUpstream::start(name).await.expect("fake upstream");
         let temp = tempfile::tempdir().expect("temp dir");
         let secret_file = temp.path().join("cluster.secret");

@@ -46,7 +46,7 @@ async fn post(client: &reqwest::Client, url: String, bearer: &str, body: &Value)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vocabularies_load_only_for_an_estimate() {
     let upstream = FakeUpstream::start("vocab").await.unwrap();
-    sluicegate::server::install_tls_provider();
+    sluicegate::upstream::install_tls_provider();
     let client = reqwest::Client::new();
     let temp = tempfile::tempdir().unwrap();
     let gateway = start(temp.path());

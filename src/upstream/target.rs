@@ -24,7 +24,6 @@ use reqwest::Url;
 use serde_json::{Map, Value};
 
 use crate::model::{ChannelSpec, ChannelType};
-use crate::snapshot::ChannelEntry;
 
 /// The Azure OpenAI API version used when a channel sets none (the GA
 /// version current when this was written; set `settings.api_version` to
@@ -105,7 +104,7 @@ pub enum ChannelTarget {
     /// The host, as the Anthropic SDK takes it.
     Anthropic { host: Url },
     /// The base URL does not parse (admin validation prevents that).
-    Invalid,
+    Invalid { kind: ChannelType },
 }
 
 impl ChannelTarget {
@@ -127,11 +126,11 @@ impl ChannelTarget {
                     endpoint,
                     query: azure_query(&spec.settings),
                 },
-                _ => ChannelTarget::Invalid,
+                _ => ChannelTarget::Invalid { kind: spec.kind },
             },
             ChannelType::Anthropic => match Url::parse(base) {
                 Ok(host) => ChannelTarget::Anthropic { host },
-                Err(_) => ChannelTarget::Invalid,
+                Err(_) => ChannelTarget::Invalid { kind: spec.kind },
             },
         }
     }
@@ -174,21 +173,33 @@ pub enum TargetError {
     BadKey,
 }
 
-/// The URL and auth headers of `operation` on `entry`'s channel for
+impl ChannelTarget {
+    /// The channel type this target was built for.
+    pub fn kind(&self) -> ChannelType {
+        match self {
+            ChannelTarget::Openai { .. } => ChannelType::Openai,
+            ChannelTarget::Azure { .. } => ChannelType::Azure,
+            ChannelTarget::Anthropic { .. } => ChannelType::Anthropic,
+            ChannelTarget::Invalid { kind } => *kind,
+        }
+    }
+}
+
+/// The URL and auth headers of `operation` on a channel's `target` for
 /// `upstream_model` (the model name after the channel's mapping).
 pub fn upstream_request(
-    entry: &ChannelEntry,
+    target: &ChannelTarget,
     operation: Operation,
     upstream_model: &str,
     key: &str,
 ) -> Result<UpstreamRequest, TargetError> {
-    if !serves(entry, operation) {
+    if !serves(target, operation) {
         return Err(TargetError::Unsupported {
-            kind: entry.channel.spec.kind.as_str(),
+            kind: target.kind().as_str(),
             path: operation.path(),
         });
     }
-    let (url, auth_header, auth_value) = match &entry.target {
+    let (url, auth_header, auth_value) = match target {
         ChannelTarget::Openai { urls } => {
             let url = urls.get(operation.index()).cloned().flatten();
             let url = url.ok_or(TargetError::BadBaseUrl)?;
@@ -210,13 +221,13 @@ pub fn upstream_request(
                 key.to_string(),
             )
         }
-        ChannelTarget::Invalid => return Err(TargetError::BadBaseUrl),
+        ChannelTarget::Invalid { .. } => return Err(TargetError::BadBaseUrl),
     };
     let mut value = HeaderValue::from_str(&auth_value).map_err(|_| TargetError::BadKey)?;
     value.set_sensitive(true);
     let mut headers = HeaderMap::new();
     headers.insert(auth_header, value);
-    if matches!(entry.target, ChannelTarget::Anthropic { .. }) {
+    if matches!(target, ChannelTarget::Anthropic { .. }) {
         headers.insert(
             "anthropic-version",
             HeaderValue::from_static(DEFAULT_ANTHROPIC_VERSION),
@@ -230,10 +241,10 @@ fn uri(url: &Url) -> Result<Uri, TargetError> {
     Uri::try_from(url.as_str()).map_err(|_| TargetError::BadBaseUrl)
 }
 
-/// Whether `entry`'s channel can take `operation` at all, so the relay can
-/// leave it off the candidates instead of failing an attempt on it.
-pub fn serves(entry: &ChannelEntry, operation: Operation) -> bool {
-    match entry.target {
+/// Whether a channel's `target` can take `operation` at all, so the relay
+/// can leave it off the candidates instead of failing an attempt on it.
+pub fn serves(target: &ChannelTarget, operation: Operation) -> bool {
+    match target {
         ChannelTarget::Anthropic { .. } => {
             operation.is_anthropic() || operation == Operation::ChatCompletions
         }

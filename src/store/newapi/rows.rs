@@ -1,6 +1,5 @@
-//! What a new-api or one-api database holds, as plain rows: the reader in
-//! `store::newapi` fills these, the pure mapping in this module's siblings
-//! reads them. Column values are kept as the source stored them (text that
+//! What a new-api or one-api database holds, as plain rows: the reader
+//! (`store::newapi`) fills these, the pure mapping in `import` reads them. Column values are kept as the source stored them (text that
 //! may be empty or malformed), so every judgement happens in the mapping,
 //! where it is unit-tested.
 
@@ -9,11 +8,9 @@ use std::collections::BTreeMap;
 /// Which project wrote the database. They share most of the schema but not
 /// the channel type numbers above 25 (one-api's DeepSeek is 36, new-api's
 /// is 43), so the mapping needs to know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
-    #[value(name = "new-api")]
     NewApi,
-    #[value(name = "one-api")]
     OneApi,
 }
 

@@ -9,14 +9,11 @@
 //! is still a candidate, enabled and not capped) is checked on every request,
 //! and a stale entry is cleared with an `affinity_fallthrough` event.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
-
-use super::body::JsonBody;
 
 use crate::model::ChannelId;
 use crate::snapshot::{ChannelEntry, Snapshot};
@@ -34,16 +31,6 @@ const SHARDS: usize = 16;
 /// or an unusual first choice; it never breaks a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AffinityKey(u64);
-
-/// The affinity source of a request: `prompt_cache_key`, then `user`, then
-/// the session header. Empty strings do not count.
-pub fn source<'a>(body: &'a JsonBody, session: Option<&'a str>) -> Option<Cow<'a, str>> {
-    ["prompt_cache_key", "user"]
-        .iter()
-        .find_map(|field| body.str(field))
-        .or(session.map(Cow::Borrowed))
-        .filter(|text| !text.is_empty())
-}
 
 /// The remembered channels: a sharded LRU with a TTL.
 pub struct AffinityCache {
@@ -293,32 +280,11 @@ impl Lru {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use serde_json::json;
 
     use super::*;
 
     fn noon() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap()
-    }
-
-    /// The source prefers prompt_cache_key, then user, then the session header.
-    #[test]
-    fn source_order() {
-        let cases = [
-            (
-                json!({"prompt_cache_key": "p", "user": "u"}),
-                Some("s"),
-                Some("p"),
-            ),
-            (json!({"user": "u"}), Some("s"), Some("u")),
-            (json!({"user": 5}), Some("s"), Some("s")),
-            (json!({}), None, None),
-            (json!({"user": ""}), None, None),
-        ];
-        for (body, session, expected) in cases {
-            let body = JsonBody::parse(body.to_string().into()).unwrap();
-            assert_eq!(source(&body, session).as_deref(), expected, "{body:?}");
-        }
     }
 
     /// Keys differ by model and group, entries expire after the TTL, and a

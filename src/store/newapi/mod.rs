@@ -15,7 +15,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{Error, Store, apply_in};
 use crate::command::{Applied, Command};
-use crate::import::source::{ChannelRow, Flavor, SourceDb, TokenRow, UserRow};
+mod rows;
+
+pub use rows::{ChannelRow, Flavor, SourceDb, TokenRow, UserRow};
 
 /// Why a source database could not be read.
 #[derive(Debug, thiserror::Error)]
