@@ -231,6 +231,12 @@ pub fn source<'a>(body: &'a JsonBody, session: Option<&'a str>) -> Option<Cow<'a
         .filter(|text| !text.is_empty())
 }
 
+/// The completion budget the client set: the first of `fields` that is a
+/// whole number.
+pub fn completion_budget(body: &JsonBody, fields: &[&str]) -> Option<u64> {
+    fields.iter().find_map(|field| body.get::<u64>(field))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -256,10 +262,4 @@ mod tests {
             assert_eq!(source(&body, session).as_deref(), expected, "{body:?}");
         }
     }
-}
-
-/// The completion budget the client set: the first of `fields` that is a
-/// whole number.
-pub fn completion_budget(body: &JsonBody, fields: &[&str]) -> Option<u64> {
-    fields.iter().find_map(|field| body.get::<u64>(field))
 }
