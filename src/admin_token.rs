@@ -2,25 +2,30 @@
 //!
 //! `SLUICEGATE_ADMIN_TOKEN` wins. Otherwise the token lives in
 //! `<data-dir>/admin-token` (mode 0600), generated on first start. Only its
-//! SHA-256 is kept in memory. If the file changes on disk (after
-//! `sluicegate admin-token --rotate`), the running server notices on the next
-//! check and reloads it, so rotation needs no restart.
+//! SHA-256 is kept in memory. [`watch`] re-reads the file every second, on
+//! the blocking pool, and compares what it holds (not its modification
+//! time, which a fast rotation can leave unchanged): after `sluicegate
+//! admin-token --rotate` the new token is in force within a second, with
+//! no restart, and checking a token never touches the disk.
 //!
-//! In a cluster the token is replicated as its hash (`Command::SetAdminToken`):
+//! In a cluster the token is replicated as its hash (`ConfigCommand::SetAdminToken`):
 //! once the cluster has one, that hash is the one every node accepts, and
 //! a rotation on any node (the file changing) is proposed to all of them.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
 
 /// The file name of the generated token inside the data dir.
 pub const TOKEN_FILE: &str = "admin-token";
+/// How often [`watch`] looks at the token file.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct AdminAuth {
     source: Source,
@@ -36,7 +41,6 @@ enum Source {
 
 struct Current {
     hash: [u8; 32],
-    modified: Option<SystemTime>,
     /// The file changed since [`AdminAuth::take_rotation`] last looked.
     rotated: bool,
 }
@@ -50,7 +54,6 @@ impl AdminAuth {
                 source: Source::Env,
                 current: Mutex::new(Current {
                     hash: digest(token),
-                    modified: None,
                     rotated: false,
                 }),
                 replicated: Mutex::new(None),
@@ -61,12 +64,11 @@ impl AdminAuth {
             write_token_file(&path, &generate())?;
             eprintln!("sluicegate: generated an admin token in {}", path.display());
         }
-        let (token, modified) = read_token_file(&path)?;
+        let token = read_token_file(&path)?;
         Ok(AdminAuth {
             source: Source::File(path),
             current: Mutex::new(Current {
                 hash: digest(&token),
-                modified,
                 rotated: false,
             }),
             replicated: Mutex::new(None),
@@ -74,19 +76,15 @@ impl AdminAuth {
     }
 
     /// Whether `presented` is the admin token, compared in constant time.
-    /// The token file is stat'ed first, so a rotated token takes effect (and
-    /// the old one stops working) at once.
     pub fn verify(&self, presented: &str) -> bool {
-        self.reload_if_changed();
         self.matches(&digest(presented))
     }
 
-    /// The SHA-256 of the current token (rotations picked up first): the
-    /// root from which session cookies are signed (`session`). It is secret
-    /// as the token is, never leaves the process, and is the same on every
-    /// node that shares the token, so their sessions are interchangeable.
+    /// The SHA-256 of the token in force: the root from which session
+    /// cookies are signed (`session`). It is secret as the token is, never
+    /// leaves the process, and is the same on every node that shares the
+    /// token, so their sessions are interchangeable.
     pub fn token_digest(&self) -> [u8; 32] {
-        self.reload_if_changed();
         self.effective()
     }
 
@@ -145,7 +143,6 @@ impl AdminAuth {
     /// the last call (which clears the mark), so the rotation can be
     /// proposed to every node.
     pub fn take_rotation(&self) -> Option<[u8; 32]> {
-        self.reload_if_changed();
         let mut current = self.current.lock().ok()?;
         if !current.rotated {
             return None;
@@ -155,30 +152,58 @@ impl AdminAuth {
     }
 
     fn matches(&self, presented: &[u8; 32]) -> bool {
-        constant_time_eq(&self.effective(), presented)
+        self.effective().ct_eq(presented).into()
     }
 
-    /// Re-reads the token file if its modification time moved. Returns
-    /// whether a new token was loaded.
-    fn reload_if_changed(&self) -> bool {
+    /// Re-reads the token file and installs its token if it differs from
+    /// the one held. Blocking (file IO): [`watch`] runs it on the blocking
+    /// pool. Returns whether a new token was loaded; an unreadable or empty
+    /// file keeps the token held (and is logged).
+    pub fn refresh(&self) -> bool {
         let Source::File(path) = &self.source else {
             return false;
         };
-        let Ok((token, modified)) = read_token_file(path) else {
-            return false;
+        let token = match read_token_file(path) {
+            Ok(token) => token,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "cannot read the admin token file; keeping the token in force");
+                return false;
+            }
         };
-        let Ok(mut current) = self.current.lock() else {
-            return false;
-        };
-        if current.modified == modified {
+        let hash = digest(&token);
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if bool::from(current.hash.ct_eq(&hash)) {
             return false;
         }
         *current = Current {
-            hash: digest(&token),
-            modified,
+            hash,
             rotated: true,
         };
+        tracing::info!("admin token file changed; the new token is in force");
         true
+    }
+}
+
+/// Re-reads the token file every [`WATCH_INTERVAL`] until `stop` (a token
+/// from the environment has no file, and nothing to watch).
+pub async fn watch(auth: Arc<AdminAuth>, stop: CancellationToken) {
+    if auth.from_env() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let auth = Arc::clone(&auth);
+        if let Err(error) = tokio::task::spawn_blocking(move || auth.refresh()).await {
+            tracing::warn!(%error, "checking the admin token file failed");
+        }
     }
 }
 
@@ -204,14 +229,7 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.trim().as_bytes()).into()
 }
 
-fn constant_time_eq(left: &[u8; 32], right: &[u8; 32]) -> bool {
-    left.iter()
-        .zip(right.iter())
-        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
-        == 0
-}
-
-fn read_token_file(path: &Path) -> std::io::Result<(String, Option<SystemTime>)> {
+fn read_token_file(path: &Path) -> std::io::Result<String> {
     let token = std::fs::read_to_string(path)?.trim().to_string();
     if token.is_empty() {
         return Err(std::io::Error::new(
@@ -219,26 +237,13 @@ fn read_token_file(path: &Path) -> std::io::Result<(String, Option<SystemTime>)>
             format!("{} is empty", path.display()),
         ));
     }
-    let modified = std::fs::metadata(path)?.modified().ok();
-    Ok((token, modified))
+    Ok(token)
 }
 
-/// Writes the token through a temporary file renamed into place, created
-/// with mode 0600 so it is never readable by others, even briefly.
+/// Writes the token atomically, created with mode 0600 so it is never
+/// readable by others, even briefly.
 fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
-    let temporary = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&temporary)?;
-    file.write_all(token.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
+    crate::durable::write_atomic(path, format!("{token}\n").as_bytes(), 0o600)
 }
 
 #[cfg(test)]
@@ -256,15 +261,34 @@ mod tests {
         assert!(second.verify(token.trim()));
     }
 
+    /// A rotation is seen by content: even with the modification time put
+    /// back, a refresh installs the new token and marks the rotation once;
+    /// until the refresh, the old token stays in force.
     #[test]
-    fn rotation_is_picked_up_without_restart() {
+    fn rotation_is_picked_up_by_content_without_restart() {
         let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(TOKEN_FILE);
         let auth = AdminAuth::load(dir.path(), None).unwrap();
-        let old = std::fs::read_to_string(dir.path().join(TOKEN_FILE)).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let old = std::fs::read_to_string(&path).unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        assert!(!auth.refresh());
         let new = rotate(dir.path()).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        assert!(auth.verify(old.trim()));
+        assert!(auth.refresh());
         assert!(auth.verify(&new));
         assert!(!auth.verify(old.trim()));
+        assert_eq!(auth.take_rotation(), Some(digest(&new)));
+        assert_eq!(auth.take_rotation(), None);
+        // An emptied file keeps the token in force.
+        std::fs::write(&path, "").unwrap();
+        assert!(!auth.refresh());
+        assert!(auth.verify(&new));
     }
 
     #[cfg(unix)]

@@ -105,7 +105,7 @@ impl Default for Config {
             max_body_bytes: 32 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
             admin_token: None,
-            timezone: crate::daily::day::system_zone(),
+            timezone: crate::daily::day::system_zone(None),
             auto_disable_rules: default_auto_disable_rules(),
             channel_test_interval: None,
             cluster: None,

@@ -39,15 +39,19 @@ pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod daily;
+pub mod durable;
 pub mod error;
 #[cfg(fuzzing)]
 pub mod fuzzing;
 pub mod health;
 pub mod i18n;
 pub mod import;
+pub mod lease;
 pub mod logsink;
 pub mod metrics;
 pub mod model;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod relay;
 pub mod routing;
 pub mod runtime;
@@ -70,7 +74,7 @@ pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .merge(admin::router())
         .merge(relay::router(&state))
-        .merge(metrics::http::router())
+        .merge(server::metrics_http::router())
         // Any other GET is the web UI's (an SPA route or an asset).
         .fallback(ui::serve)
         .with_state(state)
@@ -78,7 +82,7 @@ pub fn app(state: AppState) -> Router {
     // Inside the request id, so the span carries it.
     #[cfg(feature = "otel")]
     let router = if traced {
-        router.layer(axum::middleware::from_fn(metrics::otel::span))
+        router.layer(axum::middleware::from_fn(otel::span))
     } else {
         router
     };

@@ -35,11 +35,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &config.log_level,
         config.otlp_endpoint.as_deref(),
     )?;
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("SLUICEGATE_") && !cli::is_known_env_var(&name) {
-            tracing::warn!(var = %name, "ignoring an unknown SLUICEGATE_ variable");
-        }
+    for name in cli::unknown_env_vars() {
+        tracing::warn!(var = %name, "ignoring an unknown SLUICEGATE_ variable");
     }
     // reqwest and rustls are built without a default TLS provider; ring is ours.
     sluicegate::upstream::install_tls_provider();

@@ -5,7 +5,7 @@
 //! Precedence: flags, env vars and the TOML file give the *initial* values
 //! (`RuntimeSettings::from_config`). Once an admin changes a setting, the
 //! stored value wins, at every later start too, until it is changed again
-//! through the API. A change is a `Command::UpdateSettings` carrying a
+//! through the API. A change is a `ConfigCommand::UpdateSettings` carrying a
 //! [`SettingsPatch`], so it flows through `AppState::apply` like every other
 //! replicated change. This module is pure: it neither stores nor validates
 //! client input (`admin::settings` does that).

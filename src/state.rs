@@ -15,11 +15,12 @@ use chrono::Days;
 use crate::admin_token::AdminAuth;
 use crate::affinity::AffinityCache;
 use crate::clock::Clock;
-use crate::command::{Applied, Command};
+use crate::command::{Applied, Command, ConfigCommand, UsageCommand};
 use crate::config::Config;
 use crate::daily::{Counters, day};
 use crate::error::ApiError;
 use crate::health::Monitor;
+use crate::lease::NodeId;
 use crate::logsink::LogSink;
 use crate::metrics::Metrics;
 use crate::runtime::{RuntimeSettings, SettingsPatch};
@@ -38,14 +39,14 @@ pub struct Inner {
     pub config: Config,
     pub store: Store,
     pub logs: LogSink,
-    pub admin: AdminAuth,
+    pub admin: Arc<AdminAuth>,
     /// Signs and checks the web UI's session cookies; remembers sign-outs.
     pub sessions: Sessions,
     /// Wrong admin tokens per client IP, so guessing is slow.
     pub limiter: FailureLimiter,
     pub clock: Arc<dyn Clock>,
     /// Today's usage and reservations per channel: what the cap check reads.
-    pub counters: Counters,
+    pub counters: Arc<Counters>,
     /// Which channel served related requests before (channel affinity), so
     /// they can go back to it for upstream prompt-cache hits.
     pub affinity: AffinityCache,
@@ -72,6 +73,16 @@ pub struct Inner {
     /// Serialises snapshot rebuilds from the store in cluster mode (the
     /// write path and the state machine's hook both rebuild).
     rebuild_lock: tokio::sync::Mutex<()>,
+}
+
+/// Where an applied command came from, for what memory mirrors.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// `AppState::apply` on a single node.
+    Local,
+    /// The raft state machine. `own_batch` is the sequence when the entry
+    /// is one of this node's own counter batches.
+    Replicated { own: NodeId, own_batch: Option<u64> },
 }
 
 /// What the state machine's hook asks the server to reload.
@@ -103,7 +114,7 @@ impl AppState {
         let (channels, tokens) = store.load().await?;
         let settings = RuntimeSettings::from_config(&config).patched(&store.settings().await?);
         let snapshot = Snapshot::build(channels, tokens, None, settings.timezone);
-        let counters = Counters::new();
+        let counters = Arc::new(Counters::new());
         // Days are at most a day apart across zones; a few days back covers
         // "today" in every zone and the recent history the counters keep.
         let today = clock.now().date_naive();
@@ -115,7 +126,7 @@ impl AppState {
             config,
             store,
             logs,
-            admin,
+            admin: Arc::new(admin),
             sessions: Sessions::default(),
             limiter: FailureLimiter::default(),
             clock,
@@ -161,7 +172,7 @@ impl AppState {
     pub fn on_replicated(
         &self,
         event: crate::cluster::state_machine::Event<'_>,
-        own_id: u64,
+        own: NodeId,
     ) -> Option<Refresh> {
         use crate::cluster::state_machine::Event;
         let entries = match event {
@@ -170,49 +181,76 @@ impl AppState {
         };
         let mut rebuild = false;
         for entry in entries.iter().filter(|entry| !entry.duplicate) {
-            for lease in entry.leases.iter().filter(|lease| lease.node_id == own_id) {
-                self.counters.set_lease(
-                    lease.channel_id,
-                    lease.date,
-                    lease.granted,
-                    lease.used,
-                    lease.added,
-                    lease.limit,
-                );
-            }
-            let own_sequence = entry
-                .origin
-                .filter(|origin| origin.node_id == own_id)
-                .map(|origin| origin.sequence);
-            for command in &entry.commands {
-                match command {
-                    Command::AddUsage { deltas } => {
-                        self.counters.apply_replicated(deltas, own_sequence);
-                    }
-                    Command::ResetUsage {
-                        channel_id, date, ..
-                    } => self.counters.reset(*channel_id, *date),
-                    Command::DeleteChannel { id } => {
-                        self.counters.forget(*id);
-                        rebuild = true;
-                    }
-                    Command::UpdateSettings { patch, .. } => {
-                        rebuild |= self.install_settings(patch);
-                    }
-                    // Mirrors `store::settings::set_admin_token`, which the
-                    // state machine has just run on the same entry.
-                    Command::SetAdminToken {
-                        sha256, if_unset, ..
-                    } => {
-                        if !if_unset || self.admin.replicated().is_none() {
-                            self.admin.set_replicated_hex(sha256);
-                        }
-                    }
-                    other => rebuild |= other.changes_config(),
-                }
+            let source = Source::Replicated {
+                own,
+                own_batch: entry
+                    .origin
+                    .filter(|origin| origin.node_id == own)
+                    .map(|origin| origin.sequence),
+            };
+            for (command, applied) in entry.commands.iter().zip(&entry.results) {
+                rebuild |= self.mirror(command, applied.as_ref(), source);
             }
         }
         rebuild.then_some(Refresh::Config)
+    }
+
+    /// What a command the store has applied changes in memory: the one
+    /// place that says so, for the local apply and the replicated hook
+    /// alike. Returns whether the snapshot must be rebuilt from the store.
+    fn mirror(&self, command: &Command, applied: Option<&Applied>, source: Source) -> bool {
+        match command {
+            Command::Config(command) => match command {
+                ConfigCommand::CreateChannel { .. }
+                | ConfigCommand::UpdateChannel { .. }
+                | ConfigCommand::AutoDisableChannel { .. }
+                | ConfigCommand::ReenableChannel { .. }
+                | ConfigCommand::CreateToken { .. }
+                | ConfigCommand::UpdateToken { .. }
+                | ConfigCommand::DeleteToken { .. } => true,
+                ConfigCommand::DeleteChannel { id } => {
+                    self.counters.forget(*id);
+                    true
+                }
+                // A new zone moves every channel's day: rebuild.
+                ConfigCommand::UpdateSettings { patch, .. } => self.install_settings(patch),
+                // Mirrors `store::settings::set_admin_token`.
+                ConfigCommand::SetAdminToken {
+                    sha256, if_unset, ..
+                } => {
+                    if !if_unset || self.admin.replicated().is_none() {
+                        self.admin.set_replicated_hex(sha256);
+                    }
+                    false
+                }
+            },
+            Command::Usage(command) => {
+                match (command, source) {
+                    // Counted in memory before it was made durable.
+                    (UsageCommand::AddUsage { .. }, Source::Local) => {}
+                    (UsageCommand::AddUsage { deltas }, Source::Replicated { own_batch, .. }) => {
+                        self.counters.apply_replicated(deltas, own_batch);
+                    }
+                    (
+                        UsageCommand::ResetUsage {
+                            channel_id, date, ..
+                        },
+                        _,
+                    ) => self.counters.reset(*channel_id, *date),
+                    (UsageCommand::GrantLease(_), Source::Local) => {}
+                    (UsageCommand::GrantLease(_), Source::Replicated { own, .. }) => {
+                        if let Some(Applied::Leased(lease)) = applied
+                            && lease.node_id == own
+                        {
+                            self.counters.set_lease(lease);
+                        }
+                    }
+                    // Memory holds only the last few days; nothing to drop.
+                    (UsageCommand::Prune { .. }, _) => {}
+                }
+                false
+            }
+        }
     }
 
     /// Cluster mode: carries out a [`Refresh`] from the store.
@@ -233,7 +271,7 @@ impl AppState {
             let today = self.clock.now().date_naive();
             let since = today.checked_sub_days(Days::new(3)).unwrap_or(today);
             let counts = self.store.usage_since(since).await?;
-            let own = self.cluster().map_or(0, |cluster| cluster.own_id());
+            let own = NodeId(self.cluster().map_or(0, |cluster| cluster.own_id()));
             let applied = self.store.applied_origin(own)?;
             self.counters.reload_replicated(counts, applied);
             self.load_leases(own)?;
@@ -253,14 +291,8 @@ impl AppState {
     }
 
     /// Cluster mode: loads this node's replicated leases into the counters.
-    pub fn load_leases(&self, own_id: u64) -> Result<(), store::Error> {
-        let leases = self
-            .store
-            .leases_of(own_id)?
-            .into_iter()
-            .map(|lease| (lease.channel_id, lease.date, lease.granted, lease.used))
-            .collect();
-        self.counters.load_leases(leases);
+    pub fn load_leases(&self, own: NodeId) -> Result<(), store::Error> {
+        self.counters.load_leases(self.store.leases_of(own)?);
         Ok(())
     }
 
@@ -336,7 +368,8 @@ impl AppState {
 
     /// Applies one state change and swaps in a rebuilt snapshot before
     /// returning, so the caller's next read sees its own write.
-    pub async fn apply(&self, command: Command) -> Result<Applied, ApiError> {
+    pub async fn apply(&self, command: impl Into<Command>) -> Result<Applied, ApiError> {
+        let command = command.into();
         if let Some(cluster) = self.cluster.get() {
             return self.apply_replicated(cluster, command).await;
         }
@@ -345,33 +378,8 @@ impl AppState {
     }
 
     async fn apply_locked(&self, command: Command) -> Result<Applied, store::Error> {
-        let changes_config = command.changes_config();
-        let effect = match &command {
-            Command::ResetUsage {
-                channel_id, date, ..
-            } => Some((*channel_id, *date)),
-            _ => None,
-        };
-        let deleted = match &command {
-            Command::DeleteChannel { id } => Some(*id),
-            _ => None,
-        };
-        let settings_patch = match &command {
-            Command::UpdateSettings { patch, .. } => Some(patch.clone()),
-            _ => None,
-        };
-        let applied = self.store.apply(command).await?;
-        if let Some((channel_id, date)) = effect {
-            self.counters.reset(channel_id, date);
-        }
-        if let Some(channel_id) = deleted {
-            self.counters.forget(channel_id);
-        }
-        let zone_changed = match settings_patch {
-            Some(patch) => self.install_settings(&patch),
-            None => false,
-        };
-        if changes_config || zone_changed {
+        let applied = self.store.apply(command.clone()).await?;
+        if self.mirror(&command, Some(&applied), Source::Local) {
             let (channels, tokens) = self.store.load().await?;
             let previous = self.snapshot.load();
             let zone = self.settings().timezone;
@@ -400,7 +408,7 @@ impl AppState {
     }
 
     /// Makes counted tokens durable: takes the pending deltas and applies
-    /// them as one `Command::AddUsage`. If the store fails they are put back,
+    /// them as one `UsageCommand::AddUsage`. If the store fails they are put back,
     /// still counted and enforced, and retried on the next flush.
     pub async fn flush_usage(&self) {
         if self.cluster.get().is_some() {
@@ -413,43 +421,44 @@ impl AppState {
             return;
         }
         let tokens: u64 = deltas.iter().map(|delta| delta.tokens).sum();
-        let command = Command::AddUsage {
+        let command = UsageCommand::AddUsage {
             deltas: deltas.clone(),
-        };
-        if let Err(error) = self.apply_locked(command).await {
-            tracing::warn!(%error, pending_tokens = tokens, "counter store write failed; keeping the counts in memory and retrying");
-            self.counters.restore_pending(deltas);
+        }
+        .into();
+        match self.apply_locked(command).await {
+            Ok(_) => self.metrics.made_durable(tokens),
+            Err(error) => {
+                tracing::warn!(%error, pending_tokens = tokens, "counter store write failed; keeping the counts in memory and retrying");
+                self.counters.restore_pending(deltas);
+            }
         }
     }
 
-    /// Deletes day counts older than the 90 days of kept history, and those
-    /// of channels that no longer exist.
+    /// Proposes a `Prune`: day counts older than the 90 days of kept
+    /// history, and leases older than two days (they only matter on a
+    /// channel's current day, and zones differ by at most a day). In a
+    /// cluster only the leader proposes it, so it is decided once.
     pub async fn prune_usage(&self) {
+        if self.cluster().is_some_and(|cluster| !cluster.is_leader()) {
+            return;
+        }
         let today = self.clock.now().date_naive();
-        let Some(before) = today.checked_sub_days(Days::new(day::HISTORY_DAYS)) else {
+        let (Some(counts_before), Some(leases_before)) = (
+            today.checked_sub_days(Days::new(day::HISTORY_DAYS)),
+            today.checked_sub_days(Days::new(2)),
+        ) else {
             return;
         };
-        let snapshot = self.snapshot();
-        let keep = move |id| snapshot.channel(id).is_some();
-        match self.store.prune_usage(before, keep).await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "pruned old day counters"),
+        let command = UsageCommand::Prune {
+            counts_before,
+            leases_before,
+        };
+        match self.apply(command).await {
+            Ok(Applied::Pruned(removed)) if removed > 0 => {
+                tracing::info!(removed, "pruned old day counters and leases");
+            }
+            Ok(_) => {}
             Err(error) => tracing::warn!(%error, "pruning day counters failed"),
-        }
-        if self.cluster.get().is_none() {
-            return;
-        }
-        // Leases are only asked for on a channel's current day; two days
-        // back covers every zone's "today".
-        let Some(before) = today.checked_sub_days(Days::new(2)) else {
-            return;
-        };
-        let snapshot = self.snapshot();
-        let keep = move |id| snapshot.channel(id).is_some();
-        match self.store.prune_leases(before, keep).await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "pruned old counter leases"),
-            Err(error) => tracing::warn!(%error, "pruning counter leases failed"),
         }
     }
 }

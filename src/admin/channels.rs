@@ -19,7 +19,7 @@ use super::openapi::ErrorBody;
 use super::usage::DailyUsage;
 use super::validate::{self, ChannelDraft};
 use crate::AppState;
-use crate::command::{Applied, Command};
+use crate::command::{Applied, ConfigCommand};
 use crate::daily::settings;
 use crate::error::{ApiError, ErrorCode};
 use crate::i18n::Message;
@@ -285,7 +285,7 @@ pub async fn create(
     let spec = validate::channel(input.into_draft()?)?;
     let channel = applied_channel(
         state
-            .apply(Command::CreateChannel {
+            .apply(ConfigCommand::CreateChannel {
                 spec,
                 at: state.clock.now(),
             })
@@ -369,7 +369,7 @@ pub async fn update(
     let spec = validate::channel(patch.merge_into(&current(&state, id)?)?)?;
     let channel = applied_channel(
         state
-            .apply(Command::UpdateChannel {
+            .apply(ConfigCommand::UpdateChannel {
                 id,
                 spec,
                 at: state.clock.now(),
@@ -409,7 +409,7 @@ pub async fn delete(State(state): State<AppState>, Id(id): Id) -> Result<StatusC
             },
         ));
     }
-    state.apply(Command::DeleteChannel { id }).await?;
+    state.apply(ConfigCommand::DeleteChannel { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

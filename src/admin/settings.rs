@@ -1,7 +1,7 @@
 //! `/api/settings`: the runtime settings (global time zone, retries,
 //! upstream timeouts, auto-disable rules). `PATCH` validates every field
 //! it is given before anything is stored, then hands one
-//! `Command::UpdateSettings` to `AppState::apply`. Stored values win over
+//! `ConfigCommand::UpdateSettings` to `AppState::apply`. Stored values win over
 //! the config file and flags, which only set the initial values.
 
 use std::time::Duration;
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::json::Json;
 use super::openapi::ErrorBody;
 use crate::AppState;
-use crate::command::Command;
+use crate::command::ConfigCommand;
 use crate::error::ApiError;
 use crate::i18n::Message;
 use crate::runtime::{RuntimeSettings, SettingsPatch};
@@ -136,7 +136,9 @@ pub async fn update(
     let patch = update.into_patch()?;
     if !patch.is_empty() {
         let at = state.clock.now();
-        state.apply(Command::UpdateSettings { patch, at }).await?;
+        state
+            .apply(ConfigCommand::UpdateSettings { patch, at })
+            .await?;
     }
     Ok(axum::Json(SettingsView::of(&state.settings())))
 }

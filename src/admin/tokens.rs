@@ -17,7 +17,7 @@ use super::json::{Id, Json, Query};
 use super::openapi::ErrorBody;
 use super::validate::{self, TokenDraft};
 use crate::AppState;
-use crate::command::{Applied, Command};
+use crate::command::{Applied, ConfigCommand};
 use crate::error::ApiError;
 use crate::model::{ChannelId, KeyHash, Token, TokenId, TokenStatus};
 
@@ -195,7 +195,7 @@ pub async fn create(
     let snapshot = state.snapshot();
     let spec = validate::token(input.into_draft()?, |id| snapshot.channel(id).is_some())?;
     let key = generate_key();
-    let command = Command::CreateToken {
+    let command = ConfigCommand::CreateToken {
         key_hash: KeyHash::of(&key),
         key_prefix: key.chars().take(KEY_PREFIX_CHARS).collect(),
         spec,
@@ -289,7 +289,7 @@ pub async fn update(
     let spec = validate::token(patch.merge_into(current)?, |channel| {
         snapshot.channel(channel).is_some()
     })?;
-    let token = applied_token(state.apply(Command::UpdateToken { id, spec }).await?)?;
+    let token = applied_token(state.apply(ConfigCommand::UpdateToken { id, spec }).await?)?;
     Ok(axum::Json(TokenView::from(&token)))
 }
 
@@ -308,7 +308,7 @@ pub async fn delete(State(state): State<AppState>, Id(id): Id) -> Result<StatusC
     if state.snapshot().token(id).is_none() {
         return Err(ApiError::not_found("API key"));
     }
-    state.apply(Command::DeleteToken { id }).await?;
+    state.apply(ConfigCommand::DeleteToken { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -20,7 +20,7 @@ use super::channels::entry;
 use super::json::{Id, Query};
 use super::openapi::ErrorBody;
 use crate::AppState;
-use crate::command::Command;
+use crate::command::UsageCommand;
 use crate::daily::{Cap, day};
 use crate::error::ApiError;
 use crate::i18n::Message;
@@ -226,14 +226,14 @@ async fn rows_on(state: &AppState, date: NaiveDate) -> Result<Vec<UsageRow>, Api
 }
 
 /// Zeroes the channel's count for today in its zone, through the replicated
-/// `Command::ResetUsage`, and logs the admin action with the count erased.
+/// `UsageCommand::ResetUsage`, and logs the admin action with the count erased.
 async fn reset_today(state: &AppState, entry: &ChannelEntry) -> Result<ChannelUsage, ApiError> {
     let channel_id = entry.channel.id;
     let now = state.clock.now();
     let date = day::date_in(entry.cap.zone, now);
     let used_before = used_on(state, channel_id, date).await?;
     state
-        .apply(Command::ResetUsage {
+        .apply(UsageCommand::ResetUsage {
             channel_id,
             date,
             at: now,

@@ -10,7 +10,7 @@ use crate::admin_token::{self, TOKEN_FILE};
 use crate::config::Config;
 
 /// Prints the token from `<data-dir>/admin-token`, or with `rotate` writes a
-/// new one first. A running server reloads the file on its next check.
+/// new one first. A running server re-reads the file every second.
 pub fn admin_token(config: &Config, rotate: bool) -> anyhow::Result<()> {
     let path = config.data_dir.join(TOKEN_FILE);
     if config.admin_token.is_some() {
@@ -24,8 +24,8 @@ pub fn admin_token(config: &Config, rotate: bool) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
         println!("{token}");
         eprintln!(
-            "sluicegate: wrote a new admin token to {}; a running server accepts it now \
-             and rejects the old one",
+            "sluicegate: wrote a new admin token to {}; a running server accepts it within \
+             a second and rejects the old one from then on",
             path.display()
         );
         return Ok(());

@@ -1,7 +1,7 @@
 //! Logging set-up: human or JSON lines on stderr, filtered by the resolved
 //! `log_level`. Stdout stays free for command output (`admin-token`). With
 //! the `otel` feature and `--otlp-endpoint`, spans are also exported
-//! (`metrics::otel`).
+//! (`otel`).
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -26,7 +26,7 @@ pub fn init_logging(
     let subscriber = tracing_subscriber::registry().with(filter).with(lines);
     #[cfg(feature = "otel")]
     let subscriber = subscriber.with(match otlp_endpoint {
-        Some(endpoint) => Some(crate::metrics::otel::install(endpoint)?),
+        Some(endpoint) => Some(crate::otel::install(endpoint)?),
         None => None,
     });
     #[cfg(not(feature = "otel"))]

@@ -47,7 +47,7 @@ pub enum Action {
     /// Print the admin token from the data dir, or replace it with --rotate.
     AdminToken {
         /// Generate a new token; a running server accepts it (and stops
-        /// accepting the old one) at once.
+        /// accepting the old one) within a second.
         #[arg(long)]
         rotate: bool,
     },
@@ -121,9 +121,22 @@ pub fn resolve(
     merged
         .cluster()
         .map_err(|message| ConfigError::Cluster { message })?;
-    let mut config = merged.apply(Config::default());
+    let base = Config {
+        timezone: crate::daily::day::system_zone(env("TZ").as_deref()),
+        ..Config::default()
+    };
+    let mut config = merged.apply(base);
     config.admin_token = env(ADMIN_TOKEN_ENV).filter(|token| !token.trim().is_empty());
     Ok(config)
+}
+
+/// The `SLUICEGATE_*` variables in the environment that Sluicegate does
+/// not know (a typo, or a setting from another version), to warn about.
+pub fn unknown_env_vars() -> Vec<String> {
+    std::env::vars_os()
+        .map(|(name, _)| name.to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("SLUICEGATE_") && !is_known_env_var(name))
+        .collect()
 }
 
 fn rust_log(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {

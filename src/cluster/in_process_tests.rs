@@ -12,7 +12,7 @@ use super::peers::{self, Peers};
 use super::rpc;
 use super::secret::{ClusterSecret, Verifier};
 use super::types::{ClusterRequest, TypeConfig};
-use crate::command::Command;
+use crate::command::{Command, UsageCommand};
 
 const SECRET: &[u8] = b"3f9c1a7be2d4406f8a51c0de9b7e2a4410f3c6d8e9a7b5c3d1e0f2a4b6c8d0e2";
 
@@ -80,7 +80,7 @@ async fn three_nodes_elect_a_leader_and_replicate() {
     let leader_id = metrics.current_leader.unwrap();
     let leader = &rafts[leader_id as usize - 1];
     let written = leader
-        .client_write(ClusterRequest::command(Command::AddUsage {
+        .client_write(ClusterRequest::command(UsageCommand::AddUsage {
             deltas: vec![],
         }))
         .await
@@ -106,7 +106,7 @@ async fn three_nodes_elect_a_leader_and_replicate() {
         .forward_write(
             leader_id,
             &leader_node,
-            &ClusterRequest::command(Command::AddUsage { deltas: vec![] }),
+            &ClusterRequest::command(UsageCommand::AddUsage { deltas: vec![] }),
         )
         .await
         .unwrap();
@@ -159,10 +159,10 @@ async fn trio() -> Trio {
                 for entry in entries.iter().filter(|entry| !entry.duplicate) {
                     let own = entry
                         .origin
-                        .filter(|origin| origin.node_id == id)
+                        .filter(|origin| origin.node_id == crate::lease::NodeId(id))
                         .map(|origin| origin.sequence);
                     for command in &entry.commands {
-                        if let Command::AddUsage { deltas } = command {
+                        if let Command::Usage(UsageCommand::AddUsage { deltas }) = command {
                             fed.apply_replicated(deltas, own);
                         }
                     }
@@ -244,10 +244,10 @@ async fn batch_retried_across_a_leader_change_counts_once() {
     assert_eq!(view(counters), Some(500), "local before commit");
     let batch = ClusterRequest::batch(
         Origin {
-            node_id: proposer,
+            node_id: crate::lease::NodeId(proposer),
             sequence: 1,
         },
-        vec![Command::AddUsage { deltas }],
+        vec![UsageCommand::AddUsage { deltas }.into()],
     );
     let first = trio.rafts[leader as usize - 1]
         .client_write(batch.clone())

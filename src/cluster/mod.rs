@@ -13,6 +13,7 @@
 //! - `tls`: optional TLS on internal RPC.
 //! - `token_sync`: one admin token for the whole cluster.
 
+pub mod batcher;
 pub mod log_store;
 pub mod network;
 pub mod node;

@@ -30,10 +30,8 @@ use super::rpc;
 use super::secret::{Authenticated, ClusterSecret, Verifier};
 use super::state_machine::{HookSlot, StateMachine};
 use super::tls::ClusterTls;
-use super::types::{ClusterRequest, ClusterResponse, NodeId, Origin, TypeConfig};
-use crate::command::Command;
+use super::types::{ClusterRequest, ClusterResponse, NodeId, TypeConfig};
 use crate::config::ClusterConfig;
-use crate::daily::UsageDelta;
 use crate::store::Store;
 
 /// Route a follower uses to hand a membership change to the leader.
@@ -43,8 +41,6 @@ pub const MEMBERS_PATH: &str = "/raft/members";
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(2);
 /// A leader whose quorum has not acknowledged it for this long is degraded.
 const QUORUM_ACK_STALE_MS: u64 = 1_000;
-/// The file holding the next batch sequence and the unresolved batch.
-pub const BATCH_FILE: &str = "cluster-batch.json";
 
 /// The raft timings and snapshot policy, in one place: heartbeat every
 /// 100 ms, election timeout 300–600 ms (a new leader within about a second
@@ -201,6 +197,16 @@ impl Cluster {
 
     pub fn own_addr(&self) -> &str {
         &self.0.own_addr
+    }
+
+    /// Whether this node is the leader it knows of.
+    pub fn is_leader(&self) -> bool {
+        self.metrics().current_leader == Some(self.0.own_id)
+    }
+
+    /// Where this node keeps its files (the batch record among them).
+    pub fn data_dir(&self) -> &Path {
+        &self.0.data_dir
     }
 
     pub fn batch_interval(&self) -> Duration {
@@ -397,11 +403,6 @@ impl Cluster {
             let _ = serving.await;
         }
     }
-
-    /// Loads the persisted batch record (see [`BatchRecord`]).
-    pub fn load_batches(&self) -> BatchRecord {
-        BatchRecord::load(&self.0.data_dir)
-    }
 }
 
 /// Records that an authenticated peer reached us, for `last_contact_ms`.
@@ -461,164 +462,6 @@ async fn apply_members(raft: &Raft<TypeConfig>, change: MembersChange) -> Result
         }
     }
     Ok(())
-}
-
-/// This node's batch numbering, persisted before each proposal so a retry
-/// (after a timeout, a leader change or a restart) reuses the same
-/// `(node_id, sequence)` and the state machine applies it once.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct BatchRecord {
-    /// The sequence the next new batch gets.
-    pub next_sequence: u64,
-    /// The batch proposed last and not known to be committed.
-    pub unresolved: Option<(u64, Vec<UsageDelta>)>,
-}
-
-impl BatchRecord {
-    /// Reads `<data-dir>/cluster-batch.json` (a fresh record if absent).
-    pub fn load(data_dir: &Path) -> BatchRecord {
-        match std::fs::read(data_dir.join(BATCH_FILE)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
-                tracing::error!(%error, "unreadable {BATCH_FILE}; starting a new numbering above the applied one");
-                BatchRecord::default()
-            }),
-            Err(_) => BatchRecord::default(),
-        }
-    }
-
-    /// Writes the record durably (temp file, fsync, rename).
-    pub async fn save(&self, data_dir: &Path) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(self)?;
-        let path = data_dir.join(BATCH_FILE);
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let temporary = path.with_extension("json.tmp");
-            let mut file = std::fs::File::create(&temporary)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            drop(file);
-            std::fs::rename(&temporary, &path)
-        })
-        .await
-        .map_err(std::io::Error::other)?
-    }
-}
-
-/// Proposes this node's counter deltas every batch interval until `stop`,
-/// then tries once more. One batch is unresolved at a time and is retried
-/// with the same sequence until it commits: a later sequence committing
-/// first would make the state machine skip the earlier one.
-pub async fn run_batcher(
-    state: crate::AppState,
-    cluster: Cluster,
-    mut record: BatchRecord,
-    stop: CancellationToken,
-) {
-    let mut ticks = tokio::time::interval(cluster.batch_interval());
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => propose_once(&state, &cluster, &mut record).await,
-            () = stop.cancelled() => break,
-        }
-    }
-    propose_once(&state, &cluster, &mut record).await;
-    let left = state.counters.unreplicated_tokens();
-    if left > 0 {
-        tracing::warn!(
-            unreplicated_tokens = left,
-            "stopping with counter deltas not yet replicated"
-        );
-    }
-}
-
-async fn propose_once(state: &crate::AppState, cluster: &Cluster, record: &mut BatchRecord) {
-    let voters = cluster.voter_count();
-    if voters > 0 {
-        state.counters.set_cluster_voters(voters);
-    }
-    if let Some((sequence, _)) = &record.unresolved
-        && !state.counters.has_inflight(*sequence)
-    {
-        // Already applied here: it committed.
-        record.unresolved = None;
-    }
-    if record.unresolved.is_none() {
-        let deltas = state.counters.take_pending();
-        if deltas.is_empty() {
-            return;
-        }
-        let sequence = record.next_sequence.max(1);
-        record.next_sequence = sequence + 1;
-        record.unresolved = Some((sequence, deltas.clone()));
-        if let Err(error) = record.save(&cluster.0.data_dir).await {
-            tracing::warn!(%error, "persisting the batch sequence failed; retrying");
-            record.unresolved = None;
-            state.counters.restore_pending(deltas);
-            cluster.set_batch_error(Some(format!("persisting the batch sequence: {error}")));
-            return;
-        }
-        state.counters.begin_batch(sequence, deltas);
-    }
-    let Some((sequence, deltas)) = record.unresolved.clone() else {
-        return;
-    };
-    let origin = Origin {
-        node_id: cluster.own_id(),
-        sequence,
-    };
-    let request = ClusterRequest::batch(origin, vec![Command::AddUsage { deltas }]);
-    match cluster.write(request).await {
-        Ok(_) => {
-            record.unresolved = None;
-            cluster.set_batch_error(None);
-        }
-        Err(error) => {
-            tracing::warn!(%error, sequence, "counter batch not committed; queued for retry");
-            cluster.set_batch_error(Some(error.0));
-        }
-    }
-}
-
-/// Proposes the leases this node's counters want (see
-/// `daily::counters::Counters::try_reserve`), off the request path: woken
-/// when a capped channel's lease runs low or a request was refused for
-/// lack of one; one proposal at a time, every wanted lease in one entry.
-/// The state machine decides the grant; the hook installs it.
-pub async fn run_leaser(state: crate::AppState, cluster: Cluster, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = state.counters.lease_wanted() => {}
-            () = stop.cancelled() => return,
-        }
-        let wants = state.counters.take_lease_wants();
-        if wants.is_empty() {
-            continue;
-        }
-        let voters = cluster.voter_count().max(1);
-        let commands = wants
-            .into_iter()
-            .map(|want| Command::GrantLease {
-                channel_id: want.channel_id,
-                date: want.date,
-                node_id: cluster.own_id(),
-                tokens: want.tokens,
-                limit: want.limit,
-                voters,
-            })
-            .collect();
-        let request = ClusterRequest {
-            origin: None,
-            commands,
-        };
-        if let Err(error) = cluster.write(request).await {
-            tracing::debug!(%error, "lease request not committed; asking again on demand");
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(100)) => {}
-                () = stop.cancelled() => return,
-            }
-        }
-    }
 }
 
 /// Member rows for `GET /api/cluster`: (node id, address, voter).

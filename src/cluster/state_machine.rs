@@ -30,8 +30,8 @@ use super::snapshot::{self, Meta, SNAPSHOT_DAYS, StoredSnapshot};
 use super::types::{
     AppliedResult, ApplyError, ClusterResponse, LogId, NodeId, Origin, StoredMembership, TypeConfig,
 };
-use crate::command::Command;
-use crate::store::replicated::{EntryOutcome, Lease, ReplicatedEntry};
+use crate::command::{Applied, Command};
+use crate::store::replicated::{EntryOutcome, ReplicatedEntry};
 use crate::store::{self, Store};
 
 const LAST_APPLIED: &str = "last_applied";
@@ -59,9 +59,8 @@ pub struct AppliedEntry {
     /// A counter batch whose origin had been applied before: nothing changed.
     pub duplicate: bool,
     pub commands: Vec<Command>,
-    /// The leases this entry's `GrantLease` commands left, as the store
-    /// computed them.
-    pub leases: Vec<Lease>,
+    /// What each command produced (`None`: it failed, deterministically).
+    pub results: Vec<Option<Applied>>,
 }
 
 /// What the state machine reports to its hook.
@@ -232,7 +231,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 origin: origin.map(|(node_id, sequence)| Origin { node_id, sequence }),
                 duplicate: false,
                 commands: commands.clone(),
-                leases: Vec::new(),
+                results: Vec::new(),
             });
             batch.push(ReplicatedEntry {
                 index: entry.log_id.index,
@@ -251,7 +250,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|error| state_error(ErrorVerb::Write, &error))?;
         for (entry, outcome) in seen.iter_mut().zip(&outcomes) {
             entry.duplicate = outcome.duplicate;
-            entry.leases = outcome.leases.clone();
+            entry.results = outcome
+                .results
+                .iter()
+                .map(|result| result.as_ref().ok().cloned())
+                .collect();
         }
         self.hook.fire(Event::Applied(&seen));
         Ok(outcomes

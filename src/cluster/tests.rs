@@ -12,7 +12,7 @@ use tempfile::TempDir;
 use super::log_store::LogStore;
 use super::state_machine::StateMachine;
 use super::types::{AppliedData, AppliedResult, ClusterRequest, LogId, NodeId, Origin, TypeConfig};
-use crate::command::Command;
+use crate::command::{Command, ConfigCommand, UsageCommand};
 use crate::daily::UsageDelta;
 use crate::model::{
     ChannelId, ChannelSpec, ChannelStatus, ChannelType, KeyHash, TokenSpec, TokenStatus,
@@ -85,16 +85,18 @@ fn log_id(index: u64) -> LogId {
 }
 
 fn usage(channel: i64, day: u32, tokens: u64) -> Command {
-    Command::AddUsage {
+    UsageCommand::AddUsage {
         deltas: vec![UsageDelta {
             channel_id: ChannelId(channel),
             date: date(day),
             tokens,
         }],
     }
+    .into()
 }
 
 fn batch(node_id: NodeId, sequence: u64, command: Command) -> ClusterRequest {
+    let node_id = crate::lease::NodeId(node_id);
     ClusterRequest::batch(Origin { node_id, sequence }, vec![command])
 }
 
@@ -102,7 +104,7 @@ fn batch(node_id: NodeId, sequence: u64, command: Command) -> ClusterRequest {
 /// a token, settings and counter batches from two nodes.
 fn history() -> Vec<Entry<TypeConfig>> {
     let create = |name: &str, second| {
-        ClusterRequest::command(Command::CreateChannel {
+        ClusterRequest::command(ConfigCommand::CreateChannel {
             spec: spec(name),
             at: at(second),
         })
@@ -112,11 +114,11 @@ fn history() -> Vec<Entry<TypeConfig>> {
         entry(2, create("two", 2)),
         entry(
             3,
-            ClusterRequest::command(Command::DeleteChannel { id: ChannelId(1) }),
+            ClusterRequest::command(ConfigCommand::DeleteChannel { id: ChannelId(1) }),
         ),
         entry(
             4,
-            ClusterRequest::command(Command::CreateToken {
+            ClusterRequest::command(ConfigCommand::CreateToken {
                 key_hash: KeyHash::of("sk-full"),
                 key_prefix: "sk-full".into(),
                 spec: token_spec(ChannelId(2)),
@@ -125,7 +127,7 @@ fn history() -> Vec<Entry<TypeConfig>> {
         ),
         entry(
             5,
-            ClusterRequest::command(Command::UpdateSettings {
+            ClusterRequest::command(ConfigCommand::UpdateSettings {
                 patch: SettingsPatch {
                     timezone: Some("Asia/Shanghai".into()),
                     max_retries: Some(4),
@@ -184,7 +186,7 @@ async fn same_log_gives_identical_state_and_ids() {
 async fn failed_command_is_an_answer() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut machine) = open(&dir);
-    let missing = ClusterRequest::command(Command::UpdateToken {
+    let missing = ClusterRequest::command(ConfigCommand::UpdateToken {
         id: crate::model::TokenId(42),
         spec: token_spec(ChannelId(1)),
     });
@@ -315,14 +317,14 @@ async fn reopen_preserves_applied_state_and_snapshot() {
 }
 
 fn grant(node_id: NodeId, tokens: u64) -> ClusterRequest {
-    ClusterRequest::command(Command::GrantLease {
+    ClusterRequest::command(UsageCommand::GrantLease(crate::lease::LeaseRequest {
         channel_id: ChannelId(7),
         date: date(28),
-        node_id,
+        node_id: crate::lease::NodeId(node_id),
         tokens,
         limit: 10_000,
         voters: 2,
-    })
+    }))
 }
 
 /// Leases: grants never add up to more than the limit, usage is attributed
@@ -347,11 +349,11 @@ async fn leases_are_granted_within_the_limit_and_travel_in_snapshots() {
         .unwrap();
     // Free = 10,000 − 3,000 − 500 outstanding = 6,500: node 2 gets 6,500 by asking that much.
     machine.apply(vec![entry(5, grant(2, 9000))]).await.unwrap();
-    let leases = source.leases_of(2).unwrap();
+    let leases = source.leases_of(crate::lease::NodeId(2)).unwrap();
     assert_eq!((leases[0].granted, leases[0].used), (6500, 0));
     // Nothing left for anyone.
     machine.apply(vec![entry(6, grant(1, 1000))]).await.unwrap();
-    let leases = source.leases_of(1).unwrap();
+    let leases = source.leases_of(crate::lease::NodeId(1)).unwrap();
     assert_eq!((leases[0].granted, leases[0].used), (2500, 2000));
 
     let snapshot = machine
@@ -364,13 +366,19 @@ async fn leases_are_granted_within_the_limit_and_travel_in_snapshots() {
         .install_snapshot(&snapshot.meta, snapshot.snapshot)
         .await
         .unwrap();
-    assert_eq!(target.leases_of(1).unwrap(), source.leases_of(1).unwrap());
-    assert_eq!(target.leases_of(2).unwrap(), source.leases_of(2).unwrap());
+    assert_eq!(
+        target.leases_of(crate::lease::NodeId(1)).unwrap(),
+        source.leases_of(crate::lease::NodeId(1)).unwrap()
+    );
+    assert_eq!(
+        target.leases_of(crate::lease::NodeId(2)).unwrap(),
+        source.leases_of(crate::lease::NodeId(2)).unwrap()
+    );
 
     machine
         .apply(vec![entry(
             7,
-            ClusterRequest::command(Command::ResetUsage {
+            ClusterRequest::command(UsageCommand::ResetUsage {
                 channel_id: ChannelId(7),
                 date: date(28),
                 at: at(9),
@@ -378,5 +386,10 @@ async fn leases_are_granted_within_the_limit_and_travel_in_snapshots() {
         )])
         .await
         .unwrap();
-    assert!(source.leases_of(1).unwrap().is_empty());
+    assert!(
+        source
+            .leases_of(crate::lease::NodeId(1))
+            .unwrap()
+            .is_empty()
+    );
 }

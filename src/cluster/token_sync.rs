@@ -1,5 +1,5 @@
 //! Cluster mode: keeps one admin token for the whole cluster by proposing
-//! this node's token hash (`Command::SetAdminToken`) at start and after
+//! this node's token hash (`ConfigCommand::SetAdminToken`) at start and after
 //! every rotation of its token file.
 //!
 //! At start a file token is proposed `if_unset`, so the first node's token
@@ -9,22 +9,31 @@
 //! node) is proposed outright and retried until it commits, so it
 //! reaches every node; until then the previous token stays in force.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::AppState;
-use crate::command::Command;
+use crate::admin_token::AdminAuth;
+use crate::clock::Clock;
+use crate::command::{ConfigCommand, Proposer};
+use crate::lease::NodeId;
 
 /// How often the token file is checked for a rotation, and a failed
 /// proposal retried.
 pub const POLL: Duration = Duration::from_secs(1);
 
 /// Runs until `stop`: the start-up proposal, then rotations.
-pub async fn run(state: AppState, own_id: u64, stop: CancellationToken) {
-    let local = state.admin.local_digest();
-    let if_unset = !state.admin.from_env();
-    let needed = match state.admin.replicated() {
+pub async fn run(
+    admin: Arc<AdminAuth>,
+    proposer: Arc<dyn Proposer>,
+    clock: Arc<dyn Clock>,
+    own: NodeId,
+    stop: CancellationToken,
+) {
+    let local = admin.local_digest();
+    let if_unset = !admin.from_env();
+    let needed = match admin.replicated() {
         None => true,
         Some(replicated) => replicated != local && !if_unset,
     };
@@ -37,33 +46,30 @@ pub async fn run(state: AppState, own_id: u64, stop: CancellationToken) {
             _ = ticks.tick() => {}
             () = stop.cancelled() => return,
         }
-        if let Some(rotated) = state.admin.take_rotation() {
+        if let Some(rotated) = admin.take_rotation() {
             pending = Some((rotated, false));
         }
         if let Some((hash, if_unset)) = pending {
-            let command = Command::SetAdminToken {
+            let command = ConfigCommand::SetAdminToken {
                 sha256: hex::encode(hash),
                 if_unset,
-                node_id: own_id,
-                at: state.clock.now(),
+                node_id: own,
+                at: clock.now(),
             };
-            match state.apply(command).await {
+            match proposer.propose(command.into()).await {
                 Ok(_) => {
                     pending = None;
                     tracing::info!(if_unset, "admin token proposal committed");
                 }
                 Err(error) => {
-                    tracing::warn!(
-                        code = error.code.as_str(),
-                        "admin token not replicated yet; retrying"
-                    );
+                    tracing::warn!(%error, "admin token not replicated yet; retrying");
                     continue;
                 }
             }
         }
         if !warned
-            && let Some(replicated) = state.admin.replicated()
-            && replicated != state.admin.local_digest()
+            && let Some(replicated) = admin.replicated()
+            && replicated != admin.local_digest()
         {
             warned = true;
             tracing::warn!(

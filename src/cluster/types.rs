@@ -42,7 +42,7 @@ pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNo
 /// survives restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
-    pub node_id: NodeId,
+    pub node_id: crate::lease::NodeId,
     pub sequence: u64,
 }
 
@@ -58,10 +58,10 @@ pub struct ClusterRequest {
 
 impl ClusterRequest {
     /// An admin write: one command, no origin.
-    pub fn command(command: Command) -> Self {
+    pub fn command(command: impl Into<Command>) -> Self {
         Self {
             origin: None,
-            commands: vec![command],
+            commands: vec![command.into()],
         }
     }
 
@@ -138,6 +138,8 @@ pub enum AppliedData {
     Token(Box<Token>),
     Deleted,
     Counted,
+    Leased(crate::lease::NodeLease),
+    Pruned(usize),
     Settings,
 }
 
@@ -148,6 +150,8 @@ impl From<Applied> for AppliedData {
             Applied::Token(token) => AppliedData::Token(Box::new(token)),
             Applied::Deleted => AppliedData::Deleted,
             Applied::Counted => AppliedData::Counted,
+            Applied::Leased(lease) => AppliedData::Leased(lease),
+            Applied::Pruned(removed) => AppliedData::Pruned(removed),
             Applied::Settings => AppliedData::Settings,
         }
     }
@@ -160,6 +164,8 @@ impl From<AppliedData> for Applied {
             AppliedData::Token(token) => Applied::Token(*token),
             AppliedData::Deleted => Applied::Deleted,
             AppliedData::Counted => Applied::Counted,
+            AppliedData::Leased(lease) => Applied::Leased(lease),
+            AppliedData::Pruned(removed) => Applied::Pruned(removed),
             AppliedData::Settings => Applied::Settings,
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! The counters are the in-memory truth the cap check reads, so the request path
 //! does no IO. Counted tokens are also queued as pending deltas; a background
-//! flusher makes them durable through `Command::AddUsage` and puts them back
+//! flusher makes them durable through `UsageCommand::AddUsage` and puts them back
 //! if the store fails, so a failing store never drops a count and the cap
 //! stays enforced from memory meanwhile.
 //!
@@ -27,6 +27,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::day;
+use crate::lease::{self, NodeLease, Wants};
 use crate::model::ChannelId;
 
 /// How many past days each channel keeps in memory besides today.
@@ -51,37 +52,7 @@ struct ChannelDays {
     /// replicated yet). Always empty on a single node.
     local: BTreeMap<NaiveDate, u64>,
     /// Cluster mode: this node's replicated lease per day.
-    lease: BTreeMap<NaiveDate, OwnLease>,
-}
-
-/// Cluster mode: this node's lease on one channel's day, as the replicated
-/// state machine granted it.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct OwnLease {
-    /// Tokens granted to this node in all.
-    granted: u64,
-    /// Replicated usage of this node's own batches.
-    used: u64,
-    /// The limit under which the last grant added nothing (0: none). No
-    /// headroom is left unless the limit rises, so no new request until then.
-    dry_limit: u64,
-}
-
-impl OwnLease {
-    /// The lease not yet spent by replicated usage.
-    fn remaining(&self) -> u64 {
-        self.granted.saturating_sub(self.used)
-    }
-}
-
-/// Cluster mode: a lease this node wants for a capped channel's day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaseWant {
-    pub channel_id: ChannelId,
-    pub date: NaiveDate,
-    /// The smallest grant worth asking for (twice the request estimate).
-    pub tokens: u64,
-    pub limit: u64,
+    lease: BTreeMap<NaiveDate, lease::Own>,
 }
 
 impl ChannelDays {
@@ -142,9 +113,7 @@ pub struct Counters {
     /// sequence. Their tokens are still in `local`.
     inflight: Mutex<BTreeMap<u64, Vec<UsageDelta>>>,
     /// Cluster mode: leases wanted, for the lease task to propose.
-    wants: Mutex<BTreeMap<(ChannelId, NaiveDate), LeaseWant>>,
-    /// Wakes the lease task when a lease is wanted.
-    wanted: tokio::sync::Notify,
+    wants: Wants,
 }
 
 impl std::fmt::Debug for Counters {
@@ -237,27 +206,12 @@ impl Counters {
             let refuse = if cap.limit == 0 {
                 false
             } else if cluster {
-                // Cluster mode, the replicated lease: what this node has
-                // counted but not replicated, plus its reservations, must
-                // stay below its unspent grant. A request admitted below
-                // it may end above it by at most its own size, so the
-                // cluster overshoots by at most one request per node.
+                // Cluster mode: this node's unreplicated tokens and its
+                // reservations must stay below its unspent lease.
                 let mine = local.saturating_add(*reserved);
-                let remaining = lease.remaining();
-                let refuse = replicated >= cap.limit || mine >= remaining;
-                let after = if refuse {
-                    mine
-                } else {
-                    mine.saturating_add(estimate)
-                };
-                // Ask for more before it runs out, unless the last grant
-                // under this limit found no headroom left.
-                let left = remaining.saturating_sub(after);
-                let low = left < estimate.saturating_mul(2).max(1) || left < remaining / 2;
-                want = low
-                    && replicated < cap.limit
-                    && (lease.dry_limit == 0 || cap.limit > lease.dry_limit);
-                refuse
+                let admission = lease.admit(replicated, mine, estimate, cap.limit);
+                want = admission.want;
+                !admission.admitted
             } else {
                 replicated.saturating_add(*reserved) >= cap.limit
             };
@@ -268,12 +222,8 @@ impl Counters {
             }
         });
         if want {
-            self.want_lease(LeaseWant {
-                channel_id,
-                date,
-                tokens: estimate.saturating_mul(2).max(1),
-                limit: cap.limit,
-            });
+            self.wants
+                .add(lease::Want::before(channel_id, date, estimate, cap.limit));
         }
         if admitted {
             Ok(Reservation {
@@ -442,8 +392,10 @@ impl Counters {
                 let used = days.used.entry(delta.date).or_default();
                 *used = used.saturating_add(delta.tokens);
                 if mine && delta.tokens > 0 {
-                    let lease = days.lease.entry(delta.date).or_default();
-                    lease.used = lease.used.saturating_add(delta.tokens);
+                    days.lease
+                        .entry(delta.date)
+                        .or_default()
+                        .record_use(delta.tokens);
                 }
                 if own && let Some(local) = days.local.get_mut(&delta.date) {
                     *local = local.saturating_sub(delta.tokens);
@@ -485,27 +437,16 @@ impl Counters {
     }
 
     /// Cluster mode: this node's lease on a channel's day, as a committed
-    /// `GrantLease` left it (`added` = what that grant added under `limit`).
-    pub fn set_lease(
-        &self,
-        channel_id: ChannelId,
-        date: NaiveDate,
-        granted: u64,
-        used: u64,
-        added: u64,
-        limit: u64,
-    ) {
-        self.with_channel(channel_id, |days| {
-            let lease = days.lease.entry(date).or_default();
-            lease.granted = granted;
-            lease.used = used;
-            lease.dry_limit = if added == 0 { limit.max(1) } else { 0 };
+    /// `GrantLease` left it.
+    pub fn set_lease(&self, granted: &NodeLease) {
+        self.with_channel(granted.channel_id, |days| {
+            days.lease.entry(granted.date).or_default().install(granted);
         });
     }
 
     /// Cluster mode, at start-up and after a snapshot install: this node's
-    /// leases are replaced by `leases` (channel, date, granted, used).
-    pub fn load_leases(&self, leases: Vec<(ChannelId, NaiveDate, u64, u64)>) {
+    /// leases are replaced by `leases`.
+    pub fn load_leases(&self, leases: Vec<NodeLease>) {
         let ids: Vec<ChannelId> = self
             .channels
             .read()
@@ -514,87 +455,57 @@ impl Counters {
         for id in ids {
             self.with_channel(id, |days| days.lease.clear());
         }
-        for (channel_id, date, granted, used) in leases {
-            self.with_channel(channel_id, |days| {
-                days.lease.insert(
-                    date,
-                    OwnLease {
-                        granted,
-                        used,
-                        dry_limit: 0,
-                    },
-                );
+        for loaded in leases {
+            self.with_channel(loaded.channel_id, |days| {
+                days.lease
+                    .insert(loaded.date, lease::Own::loaded(loaded.granted, loaded.used));
             });
         }
     }
 
-    /// This node's (granted, replicated usage) lease on a channel's day.
-    pub fn lease(&self, channel_id: ChannelId, date: NaiveDate) -> (u64, u64) {
+    /// This node's lease on a channel's day.
+    pub fn lease(&self, channel_id: ChannelId, date: NaiveDate) -> lease::Own {
         self.existing(channel_id)
-            .and_then(|days| {
-                let days = days.lock().ok()?;
-                let lease = days.lease.get(&date)?;
-                Some((lease.granted, lease.used))
-            })
-            .unwrap_or((0, 0))
+            .and_then(|days| days.lock().ok()?.lease.get(&date).copied())
+            .unwrap_or_default()
     }
 
-    /// Cluster mode: the lease this node should wait for before routing to
-    /// a capped channel, if it has never been granted one for the
-    /// channel's current day and one may still be had (a cold start). The
-    /// want is registered, so the lease task asks for it.
-    pub fn cold_lease(
+    /// Cluster mode: whether a request should wait before routing to a
+    /// capped channel because this node has never been granted a lease
+    /// for the channel's current day and one may still be had (a cold
+    /// start). A cold lease is wanted, so the lease task asks for it.
+    pub fn is_cold(
         &self,
         channel_id: ChannelId,
         cap: Cap,
         estimate: u64,
         now: DateTime<Utc>,
-    ) -> Option<LeaseWant> {
+    ) -> bool {
         if cap.limit == 0 || !self.is_cluster() {
-            return None;
+            return false;
         }
         let date = day::date_in(cap.zone, now);
         let cold = match self.existing(channel_id) {
             None => true,
-            Some(days) => {
-                let days = days.lock().ok()?;
-                let lease = days.lease.get(&date).copied().unwrap_or_default();
-                let replicated = days.used.get(&date).copied().unwrap_or(0);
-                lease.granted == 0 && lease.dry_limit == 0 && replicated < cap.limit
-            }
+            Some(days) => match days.lock() {
+                Ok(days) => {
+                    let own = days.lease.get(&date).copied().unwrap_or_default();
+                    let replicated = days.used.get(&date).copied().unwrap_or(0);
+                    own.is_cold(replicated, cap.limit)
+                }
+                Err(_) => false,
+            },
         };
-        cold.then(|| {
-            let want = LeaseWant {
-                channel_id,
-                date,
-                tokens: estimate.saturating_mul(2).max(1),
-                limit: cap.limit,
-            };
-            self.want_lease(want);
-            want
-        })
-    }
-
-    fn want_lease(&self, want: LeaseWant) {
-        if let Ok(mut wants) = self.wants.lock() {
-            let entry = wants.entry((want.channel_id, want.date)).or_insert(want);
-            entry.tokens = entry.tokens.max(want.tokens);
-            entry.limit = want.limit;
+        if cold {
+            self.wants
+                .add(lease::Want::before(channel_id, date, estimate, cap.limit));
         }
-        self.wanted.notify_one();
+        cold
     }
 
-    /// Cluster mode: waits until a lease is wanted.
-    pub async fn lease_wanted(&self) {
-        self.wanted.notified().await;
-    }
-
-    /// Cluster mode: takes the leases wanted since the last call.
-    pub fn take_lease_wants(&self) -> Vec<LeaseWant> {
-        self.wants
-            .lock()
-            .map(|mut wants| std::mem::take(&mut *wants).into_values().collect())
-            .unwrap_or_default()
+    /// Cluster mode: the leases this node wants, for the lease task.
+    pub fn lease_wants(&self) -> &Wants {
+        &self.wants
     }
 
     /// Cluster mode: tokens counted here and not yet replicated (pending
@@ -781,6 +692,19 @@ mod cluster_tests {
         NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
     }
 
+    /// What a committed `GrantLease` for this node on channel one reports.
+    fn granted(granted: u64, used: u64, added: u64, limit: u64) -> NodeLease {
+        NodeLease {
+            channel_id: ONE,
+            date: date(),
+            node_id: crate::lease::NodeId(1),
+            granted,
+            used,
+            added,
+            limit,
+        }
+    }
+
     /// The replicated lease: without a grant nothing is admitted (and a
     /// lease is wanted); with one, a node admits while local + reserved
     /// stays below its unspent grant, which its own replicated batches
@@ -790,10 +714,10 @@ mod cluster_tests {
         let counters = Counters::new();
         counters.set_cluster_voters(3);
         assert!(counters.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
-        let wants = counters.take_lease_wants();
+        let wants = counters.lease_wants().take();
         assert_eq!(wants.len(), 1);
         assert_eq!((wants[0].tokens, wants[0].limit), (1600, 20_000));
-        counters.set_lease(ONE, date(), 1000, 0, 1000, 20_000);
+        counters.set_lease(&granted(1000, 0, 1000, 20_000));
         // 0 < 1000: one request; 800 < 1000: a second; 1600 ≥ 1000: no more.
         let first = counters.try_reserve(ONE, cap(20_000), 800, noon()).unwrap();
         let second = counters.try_reserve(ONE, cap(20_000), 800, noon()).unwrap();
@@ -808,12 +732,13 @@ mod cluster_tests {
         let deltas = counters.take_pending();
         counters.begin_batch(1, deltas.clone());
         counters.apply_replicated(&deltas, Some(1));
-        assert_eq!(counters.lease(ONE, date()), (1000, 800));
+        let own = counters.lease(ONE, date());
+        assert_eq!((own.granted, own.used), (1000, 800));
         let fourth = counters.try_reserve(ONE, cap(20_000), 800, noon()).unwrap();
         assert!(counters.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
         counters.release(fourth);
         // Never once the replicated count reached the limit.
-        counters.set_lease(ONE, date(), 10_000, 800, 9_000, 20_000);
+        counters.set_lease(&granted(10_000, 800, 9_000, 20_000));
         counters.apply_replicated(&[delta(14_200)], None);
         assert!(counters.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
     }
@@ -824,14 +749,14 @@ mod cluster_tests {
     fn a_dry_lease_is_not_asked_again() {
         let counters = Counters::new();
         counters.set_cluster_voters(3);
-        counters.set_lease(ONE, date(), 0, 0, 0, 20_000);
+        counters.set_lease(&granted(0, 0, 0, 20_000));
         assert!(counters.try_reserve(ONE, cap(20_000), 800, noon()).is_err());
-        assert!(counters.take_lease_wants().is_empty());
+        assert!(counters.lease_wants().take().is_empty());
         assert!(counters.try_reserve(ONE, cap(30_000), 800, noon()).is_err());
-        assert_eq!(counters.take_lease_wants().len(), 1);
-        counters.set_lease(ONE, date(), 5_000, 0, 5_000, 30_000);
+        assert_eq!(counters.lease_wants().take().len(), 1);
+        counters.set_lease(&granted(5_000, 0, 5_000, 30_000));
         counters.reset(ONE, date());
-        assert_eq!(counters.lease(ONE, date()), (0, 0));
+        assert_eq!(counters.lease(ONE, date()), lease::Own::default());
     }
 
     /// A single node never leases.
@@ -840,6 +765,6 @@ mod cluster_tests {
         let counters = Counters::new();
         let only = counters.try_reserve(ONE, cap(1000), 800, noon()).unwrap();
         counters.release(only);
-        assert!(counters.take_lease_wants().is_empty());
+        assert!(counters.lease_wants().take().is_empty());
     }
 }

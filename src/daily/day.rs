@@ -50,22 +50,16 @@ pub fn seconds_until_reset(zone: Tz, instant: DateTime<Utc>) -> u64 {
         .max(1)
 }
 
-/// `yyyymmdd`, as used in counter keys.
-pub fn compact(date: NaiveDate) -> String {
-    date.format("%Y%m%d").to_string()
-}
-
 /// Parses a zone name (`Asia/Shanghai`, `UTC`).
 pub fn parse_zone(name: &str) -> Option<Tz> {
     name.trim().parse::<Tz>().ok()
 }
 
-/// The system's local zone: `TZ` when it names an IANA zone, otherwise the
-/// zone the operating system reports, otherwise UTC.
-pub fn system_zone() -> Tz {
-    let from_env = std::env::var("TZ")
-        .ok()
-        .and_then(|value| parse_zone(value.trim_start_matches(':')));
+/// The system's local zone: `tz` (the `TZ` variable, which the CLI reads)
+/// when it names an IANA zone, otherwise the zone the operating system
+/// reports, otherwise UTC.
+pub fn system_zone(tz: Option<&str>) -> Tz {
+    let from_env = tz.and_then(|value| parse_zone(value.trim_start_matches(':')));
     from_env
         .or_else(|| {
             iana_time_zone::get_timezone()

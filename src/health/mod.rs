@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::command::{Command, Proposer};
+use crate::command::{ConfigCommand, Proposer};
 use crate::model::ChannelId;
 use crate::snapshot::Snapshot;
 use crate::upstream::client::UpstreamClient;
@@ -164,7 +164,7 @@ impl Monitor {
     }
 }
 
-/// Proposes each queued [`Disable`] as `Command::AutoDisableChannel`, one
+/// Proposes each queued [`Disable`] as `ConfigCommand::AutoDisableChannel`, one
 /// at a time, until `stop`; `disabled` is told of each one applied.
 pub async fn run_disabler(
     monitor: Arc<Monitor>,
@@ -182,12 +182,12 @@ pub async fn run_disabler(
             },
             () = stop.cancelled() => return,
         };
-        let command = Command::AutoDisableChannel {
+        let command = ConfigCommand::AutoDisableChannel {
             id: channel_id,
             reason,
             at: clock.now(),
         };
-        match proposer.propose(command).await {
+        match proposer.propose(command.into()).await {
             Ok(_) => disabled(channel_id),
             Err(error) => {
                 tracing::error!(channel = channel_id.0, %error, "auto-disabling the channel failed")

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 use super::{Host, Monitor};
-use crate::command::{Applied, Command, Proposer};
+use crate::command::{Applied, ConfigCommand, Proposer};
 use crate::model::{ChannelStatus, ChannelType};
 use crate::snapshot::{ChannelEntry, Snapshot};
 use crate::upstream::client::UpstreamClient;
@@ -199,11 +199,11 @@ pub async fn test(
 /// Enables an auto-disabled channel again; true if it is now enabled.
 async fn reenable(probing: &Probing<'_>, entry: &ChannelEntry) -> bool {
     let id = entry.channel.id;
-    let command = Command::ReenableChannel {
+    let command = ConfigCommand::ReenableChannel {
         id,
         at: probing.now,
     };
-    match probing.proposer.propose(command).await {
+    match probing.proposer.propose(command.into()).await {
         Ok(applied) => {
             let enabled = matches!(applied, Applied::Channel(channel) if channel.is_enabled());
             if enabled {

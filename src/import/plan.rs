@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::channels::{self, IMPORTED_FROM};
 use super::tokens;
-use crate::command::Command;
+use crate::command::ConfigCommand;
 use crate::model::{Channel, ChannelId, KeyHash, Token, TokenId};
 use crate::store::newapi::{Flavor, SourceDb};
 
@@ -56,7 +56,7 @@ pub struct Plan {
     pub flavor: Flavor,
     pub channels: Vec<Outcome>,
     pub tokens: Vec<Outcome>,
-    pub commands: Vec<Command>,
+    pub commands: Vec<ConfigCommand>,
 }
 
 /// Plans the import of `source` (read as `flavor`) into a store holding
@@ -114,7 +114,7 @@ pub fn plan(
                             Action::Update
                         }
                         None => {
-                            commands.push(Command::CreateChannel {
+                            commands.push(ConfigCommand::CreateChannel {
                                 spec: mapped.spec,
                                 at,
                             });
@@ -150,7 +150,7 @@ pub fn plan(
                             Action::Update
                         }
                         None => {
-                            commands.push(Command::CreateToken {
+                            commands.push(ConfigCommand::CreateToken {
                                 key_hash: mapped.key_hash,
                                 key_prefix: mapped.key_prefix,
                                 spec: mapped.spec,
@@ -172,12 +172,16 @@ pub fn plan(
     }
 }
 
-fn update_channel(id: ChannelId, spec: crate::model::ChannelSpec, at: DateTime<Utc>) -> Command {
-    Command::UpdateChannel { id, spec, at }
+fn update_channel(
+    id: ChannelId,
+    spec: crate::model::ChannelSpec,
+    at: DateTime<Utc>,
+) -> ConfigCommand {
+    ConfigCommand::UpdateChannel { id, spec, at }
 }
 
-fn update_token(id: TokenId, spec: crate::model::TokenSpec) -> Command {
-    Command::UpdateToken { id, spec }
+fn update_token(id: TokenId, spec: crate::model::TokenSpec) -> ConfigCommand {
+    ConfigCommand::UpdateToken { id, spec }
 }
 
 #[cfg(test)]
@@ -237,10 +241,10 @@ mod tests {
         assert_eq!(first.tokens[0].action, Action::Create);
         assert_eq!(first.commands.len(), 2);
 
-        let Command::CreateChannel { spec, .. } = first.commands[0].clone() else {
+        let ConfigCommand::CreateChannel { spec, .. } = first.commands[0].clone() else {
             panic!("expected a channel first");
         };
-        let Command::CreateToken {
+        let ConfigCommand::CreateToken {
             key_hash,
             key_prefix,
             spec: token_spec,
@@ -281,14 +285,14 @@ mod tests {
         let update = plan(&changed, Flavor::NewApi, &[channel], &[token], at());
         assert!(matches!(
             update.commands[0],
-            Command::UpdateChannel {
+            ConfigCommand::UpdateChannel {
                 id: ChannelId(10),
                 ..
             }
         ));
         assert!(matches!(
             update.commands[1],
-            Command::UpdateToken {
+            ConfigCommand::UpdateToken {
                 id: TokenId(20),
                 ..
             }

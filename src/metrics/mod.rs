@@ -1,16 +1,12 @@
-//! Observability: the metrics registry behind `GET /metrics` (Prometheus
-//! text format), the `/healthz` and `/readyz` probes, and, with the `otel`
-//! cargo feature, OpenTelemetry trace export.
+//! The metrics registry behind `GET /metrics`: what is counted, and the
+//! Prometheus text format. The scrape itself (with the gauges read at
+//! scrape time) and the HTTP routes are the server's (`server::scrape`,
+//! `server::metrics_http`); trace export is `otel`.
 //!
 //! - This file: [`Metrics`], the registry the relay records into. Every
 //!   hook is one call, atomics only, no lock (see `series`).
 //! - `series`: counters, fixed-bucket histograms, label-keyed families.
 //! - `exposition`: the text format.
-//! - `scrape`: renders a scrape; gauges (daily usage, limits, reservations,
-//!   the cluster) are read at scrape time from the counters, the snapshot
-//!   and the raft metrics, never kept here.
-//! - `http`: the three routes and the `/metrics` token check.
-//! - `otel` (feature `otel`): the OTLP exporter.
 //!
 //! **Bounded labels.** Channels are labelled by id (their names are on
 //! `sluicegate_channel_info`), models only when some channel lists them
@@ -19,10 +15,6 @@
 //! limit past which new label sets fold into `other`.
 
 pub mod exposition;
-pub mod http;
-#[cfg(feature = "otel")]
-pub mod otel;
-pub mod scrape;
 pub mod series;
 
 use std::sync::Arc;
@@ -32,9 +24,24 @@ use arc_swap::ArcSwapOption;
 use foldhash::HashSet;
 
 use crate::model::ChannelId;
-use crate::relay::meter::Outcome;
 use crate::snapshot::Snapshot;
 use series::{Counter, Family, Histogram};
+
+/// A finished relay request, as the metrics count it.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    /// The channel of the last attempt, if any channel was tried.
+    pub channel: Option<ChannelId>,
+    pub model: &'a str,
+    pub endpoint: &'static str,
+    pub status: u16,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// The total the gateway estimated, for a served request whose
+    /// upstream reported no usage.
+    pub estimated_tokens: Option<u64>,
+    pub ttft: Option<Duration>,
+}
 
 /// The most request series kept (channel × model × endpoint × status).
 const MAX_REQUEST_SERIES: usize = 20_000;
@@ -110,6 +117,9 @@ struct KnownModels {
 pub struct Metrics {
     requests: Family<RequestKey, Counter>,
     channels: Family<ChannelLabel, ChannelSeries>,
+    /// Single node: counted tokens the counter store took and fsynced, so
+    /// an operator (or a crash test) can see what a crash would not lose.
+    durable_tokens: Counter,
     /// Rebuilt on the first request after the snapshot changes.
     known_models: ArcSwapOption<KnownModels>,
 }
@@ -119,6 +129,7 @@ impl Default for Metrics {
         Metrics {
             requests: Family::new(MAX_REQUEST_SERIES),
             channels: Family::new(MAX_CHANNEL_SERIES),
+            durable_tokens: Counter::default(),
             known_models: ArcSwapOption::empty(),
         }
     }
@@ -134,17 +145,14 @@ impl Metrics {
     /// A finished relay request (from `relay::meter::finish`): its request
     /// count, its prompt and completion tokens and, for streams, its time
     /// to first token. `snapshot` is read only for requests no channel took.
-    pub fn finished(&self, outcome: &Outcome, snapshot: impl FnOnce() -> Arc<Snapshot>) {
-        let channel = outcome
-            .channel_ids
-            .last()
-            .map_or(ChannelLabel::None, |id| ChannelLabel::Id(*id));
+    pub fn finished(&self, outcome: &Finished<'_>, snapshot: impl FnOnce() -> Arc<Snapshot>) {
+        let channel = outcome.channel.map_or(ChannelLabel::None, ChannelLabel::Id);
         // A channel was tried only for a model its route lists.
-        let known = channel != ChannelLabel::None || self.is_known(&outcome.model, snapshot);
+        let known = channel != ChannelLabel::None || self.is_known(outcome.model, snapshot);
         let key = RequestKey {
             channel,
             model: if known {
-                outcome.model.clone()
+                outcome.model.to_string()
             } else {
                 OTHER.to_string()
             },
@@ -157,15 +165,25 @@ impl Metrics {
             return;
         }
         self.channel(channel, |series| {
-            series.prompt_tokens.add(outcome.usage.prompt);
-            series.completion_tokens.add(outcome.usage.completion);
-            if outcome.served && outcome.usage.estimated {
-                series.estimated_tokens.add(outcome.usage.total);
+            series.prompt_tokens.add(outcome.prompt_tokens);
+            series.completion_tokens.add(outcome.completion_tokens);
+            if let Some(estimated) = outcome.estimated_tokens {
+                series.estimated_tokens.add(estimated);
             }
             if let Some(ttft) = outcome.ttft {
                 series.time_to_first_token.observe(ttft);
             }
         });
+    }
+
+    /// Single node: a flush made `tokens` counted tokens durable.
+    pub fn made_durable(&self, tokens: u64) {
+        self.durable_tokens.add(tokens);
+    }
+
+    /// Counted tokens made durable since start (single node).
+    pub fn durable_tokens(&self) -> u64 {
+        self.durable_tokens.get()
     }
 
     /// Tokens counted into a channel's day (every `Hold::count`).

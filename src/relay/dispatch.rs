@@ -18,6 +18,7 @@ use super::meter::Hold;
 use crate::AppState;
 use crate::affinity::{self, AffinityKey};
 use crate::daily::day;
+use crate::lease;
 use crate::model::Token;
 use crate::snapshot::{ChannelEntry, Route, Selection, Snapshot};
 use crate::upstream::target::{self, Operation};
@@ -96,12 +97,7 @@ impl Demand {
     }
 }
 
-/// How long a request may wait for this node's first lease on a capped
-/// channel's day (cluster mode, cold start only; afterwards leases are
-/// topped up ahead of need and requests never wait for raft).
-const COLD_LEASE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// Cluster mode: before routing, waits (at most `COLD_LEASE_WAIT`) until
+/// Cluster mode: before routing, waits (at most [`lease::COLD_WAIT`]) until
 /// this node holds a lease for every capped candidate it has none for
 /// today, so a cold node does not refuse what the cluster has headroom for.
 /// Returns at once on a single node or when every lease is warm.
@@ -117,11 +113,10 @@ pub async fn warm_leases(state: &AppState, route: &Route, demand: Demand) {
             .filter(|entry| {
                 state
                     .counters
-                    .cold_lease(entry.channel.id, entry.cap, demand.estimate(entry), now)
-                    .is_some()
+                    .is_cold(entry.channel.id, entry.cap, demand.estimate(entry), now)
             })
             .count();
-        if cold == 0 || started.elapsed() >= COLD_LEASE_WAIT {
+        if cold == 0 || started.elapsed() >= lease::COLD_WAIT {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -139,7 +139,18 @@ pub fn finish(state: &AppState, mut outcome: Outcome) {
             hold.release(&state.counters);
         }
     }
-    state.metrics.finished(&outcome, || state.snapshot());
+    let finished = crate::metrics::Finished {
+        channel: outcome.channel_ids.last().copied(),
+        model: &outcome.model,
+        endpoint: outcome.endpoint,
+        status: outcome.status,
+        prompt_tokens: outcome.usage.prompt,
+        completion_tokens: outcome.usage.completion,
+        estimated_tokens: (outcome.served && outcome.usage.estimated)
+            .then_some(outcome.usage.total),
+        ttft: outcome.ttft,
+    };
+    state.metrics.finished(&finished, || state.snapshot());
     let channel_ids: Vec<i64> = outcome.channel_ids.iter().map(|id| id.0).collect();
     tracing::info!(
         request_id = %outcome.request_id,

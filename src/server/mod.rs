@@ -4,6 +4,8 @@
 //! `http` is the accept loop and the connections.
 
 mod http;
+pub mod metrics_http;
+pub mod scrape;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,7 +57,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let admin = AdminAuth::load(&data_dir, config.admin_token.as_deref())
         .with_context(|| format!("loading the admin token in {}", data_dir.display()))?;
     if let Some(path) = &config.metrics_token_file {
-        crate::metrics::http::read_token(path)
+        metrics_http::read_token(path)
             .with_context(|| format!("reading --metrics-token-file {}", path.display()))?;
     }
     let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
@@ -79,6 +81,10 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         }
     };
     background.spawn(prune_usage(state.clone(), stop_background.clone()));
+    background.spawn(crate::admin_token::watch(
+        state.admin.clone(),
+        stop_background.clone(),
+    ));
     if let Some(queue) = state.health.take_queue() {
         let metrics = state.clone();
         background.spawn(crate::health::run_disabler(
@@ -157,9 +163,11 @@ async fn start_cluster(
     background: &TaskTracker,
     stop: CancellationToken,
 ) -> anyhow::Result<crate::cluster::node::Cluster> {
-    use crate::cluster::node::{BatchRecord, Cluster, run_batcher, run_leaser};
+    use crate::cluster::batcher::{BatchRecord, run_batcher, run_leaser};
+    use crate::cluster::node::Cluster;
     use crate::cluster::peers::Peers;
     use crate::cluster::state_machine::HookSlot;
+    use crate::lease::NodeId;
     let own_id = config.node_id;
     let peers = Peers::parse(own_id, &config.peers)?;
     state
@@ -167,7 +175,8 @@ async fn start_cluster(
         .set_cluster_voters(peers.members().len() as u64);
     let data_dir = state.config.data_dir.clone();
     let mut record = BatchRecord::load(&data_dir);
-    let applied = state.store.applied_origin(own_id)?;
+    let own = NodeId(own_id);
+    let applied = state.store.applied_origin(own)?;
     match record.unresolved.take() {
         Some((sequence, deltas)) if sequence > applied => {
             state.counters.restore_batch(sequence, deltas.clone());
@@ -176,7 +185,7 @@ async fn start_cluster(
         _ => {}
     }
     record.next_sequence = record.next_sequence.max(applied + 1);
-    state.load_leases(own_id)?;
+    state.load_leases(own)?;
     state.load_admin_token().await?;
 
     let (refresh_tx, refresh_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -184,7 +193,7 @@ async fn start_cluster(
     let hook = HookSlot::default();
     hook.set(Arc::new(move |event| {
         if let Some(state) = AppState::upgrade(&weak)
-            && let Some(refresh) = state.on_replicated(event, own_id)
+            && let Some(refresh) = state.on_replicated(event, own)
         {
             let _ = refresh_tx.send(refresh);
         }
@@ -196,13 +205,16 @@ async fn start_cluster(
         refresh_rx,
         stop.clone(),
     ));
-    background.spawn(run_leaser(state.clone(), cluster.clone(), stop.clone()));
+    let counters = state.counters.clone();
+    background.spawn(run_leaser(counters.clone(), cluster.clone(), stop.clone()));
     background.spawn(crate::cluster::token_sync::run(
-        state.clone(),
-        own_id,
+        state.admin.clone(),
+        Arc::new(state.clone()),
+        state.clock.clone(),
+        own,
         stop.clone(),
     ));
-    background.spawn(run_batcher(state.clone(), cluster.clone(), record, stop));
+    background.spawn(run_batcher(counters, cluster.clone(), record, stop));
     Ok(cluster)
 }
 
@@ -275,7 +287,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutdown signal received; draining");
     running.stop().await;
     #[cfg(feature = "otel")]
-    if let Err(error) = tokio::task::spawn_blocking(crate::metrics::otel::shutdown).await {
+    if let Err(error) = tokio::task::spawn_blocking(crate::otel::shutdown).await {
         tracing::warn!(%error, "flushing OpenTelemetry spans failed");
     }
     Ok(())

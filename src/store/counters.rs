@@ -1,68 +1,81 @@
-//! Day counters in sled, one key per channel and day:
-//! `channel_daily_tokens:{channel_id}:{yyyymmdd}` → big-endian u64.
+//! The counters tree in sled: its key layout, and the reads.
 //!
-//! Increments use sled's merge operator, which is atomic. Days are in the key,
-//! so old days are swept by `prune` rather than expired.
+//! - day counts: `channel_daily_tokens:{channel_id}:{yyyymmdd}` → big-endian u64;
+//! - lease ledgers (cluster mode): `raft:lease:{channel_id}:{yyyymmdd}` →
+//!   JSON `{node: [granted, used]}` ([`crate::lease::Ledger`]);
+//! - the state machine's marks (`store::replicated`).
+//!
+//! Days are in the keys, so old days are removed by a `Prune` command
+//! rather than expired. Every write goes through `store::usage`.
 
 use chrono::NaiveDate;
 
 use super::Error;
 use crate::daily::UsageDelta;
+use crate::lease::{Ledger, NodeLease};
 use crate::model::ChannelId;
 
-const PREFIX: &str = "channel_daily_tokens:";
+pub const PREFIX: &str = "channel_daily_tokens:";
+pub const LEASE_PREFIX: &str = "raft:lease:";
 
 pub fn key(channel_id: ChannelId, date: NaiveDate) -> String {
     format!("{PREFIX}{}:{}", channel_id.0, date.format("%Y%m%d"))
 }
 
-/// Parses a key back into its channel and date.
+pub fn lease_key(channel_id: ChannelId, date: NaiveDate) -> String {
+    format!("{LEASE_PREFIX}{}:{}", channel_id.0, date.format("%Y%m%d"))
+}
+
+/// The prefix of every day count of one channel.
+pub fn channel_prefix(channel_id: ChannelId) -> String {
+    format!("{PREFIX}{}:", channel_id.0)
+}
+
+/// The prefix of every lease ledger of one channel.
+pub fn channel_lease_prefix(channel_id: ChannelId) -> String {
+    format!("{LEASE_PREFIX}{}:", channel_id.0)
+}
+
+/// Parses a count key back into its channel and date.
 pub fn parse_key(key: &[u8]) -> Option<(ChannelId, NaiveDate)> {
-    let text = std::str::from_utf8(key).ok()?.strip_prefix(PREFIX)?;
+    parse_after(key, PREFIX)
+}
+
+/// Parses a lease key back into its channel and date.
+pub fn parse_lease_key(key: &[u8]) -> Option<(ChannelId, NaiveDate)> {
+    parse_after(key, LEASE_PREFIX)
+}
+
+fn parse_after(key: &[u8], prefix: &str) -> Option<(ChannelId, NaiveDate)> {
+    let text = std::str::from_utf8(key).ok()?.strip_prefix(prefix)?;
     let (channel, date) = text.split_once(':')?;
     let channel = channel.parse().ok()?;
     let date = NaiveDate::parse_from_str(date, "%Y%m%d").ok()?;
     Some((ChannelId(channel), date))
 }
 
-fn decode(value: &[u8]) -> u64 {
+pub fn decode_u64(value: &[u8]) -> u64 {
     value.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
-/// sled merge operator: saturating u64 addition.
-pub fn add_operator(_key: &[u8], old: Option<&[u8]>, delta: &[u8]) -> Option<Vec<u8>> {
-    let total = old.map(decode).unwrap_or(0).saturating_add(decode(delta));
-    Some(total.to_be_bytes().to_vec())
+pub fn decode_ledger(bytes: &[u8]) -> Result<Ledger, Error> {
+    serde_json::from_slice(bytes).map_err(|error| Error::Corrupt(format!("lease record: {error}")))
 }
 
 pub fn open_tree(db: &sled::Db) -> Result<sled::Tree, Error> {
-    let tree = db.open_tree("counters")?;
-    tree.set_merge_operator(add_operator);
-    Ok(tree)
+    Ok(db.open_tree("counters")?)
 }
 
-/// Adds every delta, then makes them durable with one fsync.
-pub fn add(tree: &sled::Tree, deltas: &[UsageDelta]) -> Result<(), Error> {
-    for delta in deltas {
-        tree.merge(
-            key(delta.channel_id, delta.date),
-            delta.tokens.to_be_bytes(),
-        )?;
+/// Every node's lease on every channel's day.
+pub fn read_leases(tree: &sled::Tree) -> Result<Vec<NodeLease>, Error> {
+    let mut leases = Vec::new();
+    for item in tree.scan_prefix(LEASE_PREFIX) {
+        let (key, value) = item?;
+        let (channel_id, date) =
+            parse_lease_key(&key).ok_or_else(|| Error::Corrupt("bad lease key".to_string()))?;
+        leases.extend(decode_ledger(&value)?.leases(channel_id, date));
     }
-    tree.flush()?;
-    Ok(())
-}
-
-/// Sets one day's count (a reset writes 0).
-pub fn set(
-    tree: &sled::Tree,
-    channel_id: ChannelId,
-    date: NaiveDate,
-    tokens: u64,
-) -> Result<(), Error> {
-    tree.insert(key(channel_id, date), tokens.to_be_bytes().to_vec())?;
-    tree.flush()?;
-    Ok(())
+    Ok(leases)
 }
 
 /// Every count on or after `since`.
@@ -76,7 +89,7 @@ pub fn since(tree: &sled::Tree, since: NaiveDate) -> Result<Vec<UsageDelta>, Err
             counts.push(UsageDelta {
                 channel_id,
                 date,
-                tokens: decode(&value),
+                tokens: decode_u64(&value),
             });
         }
     }
@@ -96,35 +109,11 @@ pub fn history(
         if let Some((_, date)) = parse_key(&key)
             && date >= from
         {
-            days.push((date, decode(&value)));
+            days.push((date, decode_u64(&value)));
         }
     }
     days.sort_unstable_by_key(|(date, _)| std::cmp::Reverse(*date));
     Ok(days)
-}
-
-/// Removes every day before `before`, and every day of channels not in `keep`.
-pub fn prune(
-    tree: &sled::Tree,
-    before: NaiveDate,
-    keep: &dyn Fn(ChannelId) -> bool,
-) -> Result<usize, Error> {
-    let mut removed = 0;
-    for entry in tree.scan_prefix(PREFIX) {
-        let (key, _) = entry?;
-        let stale = match parse_key(&key) {
-            Some((channel_id, date)) => date < before || !keep(channel_id),
-            None => false,
-        };
-        if stale {
-            tree.remove(&key)?;
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        tree.flush()?;
-    }
-    Ok(removed)
 }
 
 #[cfg(test)]
@@ -142,21 +131,25 @@ mod tests {
         assert_eq!(text, "channel_daily_tokens:12:20261103");
         assert_eq!(parse_key(text.as_bytes()), Some((ChannelId(12), date(3))));
         assert_eq!(parse_key(b"other:1:20261103"), None);
+        let lease = lease_key(ChannelId(12), date(3));
+        assert_eq!(lease, "raft:lease:12:20261103");
+        assert_eq!(
+            parse_lease_key(lease.as_bytes()),
+            Some((ChannelId(12), date(3)))
+        );
+        assert!(text.starts_with(&channel_prefix(ChannelId(12))));
+        assert!(!text.starts_with(&channel_prefix(ChannelId(1))));
     }
 
-    /// Merges add up, history is per channel and newest first, prune sweeps old days.
+    /// History is per channel and newest first.
     #[test]
-    fn add_history_and_prune() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
+    fn history_is_per_channel_newest_first() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = open_tree(&db).unwrap();
-        let delta = |channel, day, tokens| UsageDelta {
-            channel_id: ChannelId(channel),
-            date: date(day),
-            tokens,
-        };
-        add(&tree, &[delta(1, 1, 5), delta(1, 2, 7), delta(12, 2, 100)]).unwrap();
-        add(&tree, &[delta(1, 2, 3)]).unwrap();
+        for (channel, day, tokens) in [(1, 1, 5u64), (1, 2, 10), (12, 2, 100)] {
+            tree.insert(key(ChannelId(channel), date(day)), &tokens.to_be_bytes())
+                .unwrap();
+        }
         assert_eq!(
             history(&tree, ChannelId(1), date(1)).unwrap(),
             vec![(date(2), 10), (date(1), 5)]
@@ -165,12 +158,6 @@ mod tests {
             history(&tree, ChannelId(12), date(1)).unwrap(),
             vec![(date(2), 100)]
         );
-        assert_eq!(prune(&tree, date(2), &|id| id != ChannelId(12)).unwrap(), 2);
-        assert_eq!(since(&tree, date(1)).unwrap(), vec![delta(1, 2, 10)]);
-        set(&tree, ChannelId(1), date(2), 0).unwrap();
-        assert_eq!(
-            history(&tree, ChannelId(1), date(1)).unwrap(),
-            vec![(date(2), 0)]
-        );
+        assert_eq!(since(&tree, date(2)).unwrap().len(), 2);
     }
 }

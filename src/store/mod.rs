@@ -18,6 +18,7 @@ pub mod settings;
 mod stats;
 mod time;
 mod tokens;
+pub mod usage;
 
 pub use stats::HourStats;
 
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::Connection;
 
-use crate::command::{Applied, Command};
+use crate::command::{Applied, Command, ConfigCommand};
 use crate::daily::UsageDelta;
 use crate::model::{Channel, ChannelId, LogFilter, RequestLog, Token, TokenId};
 
@@ -130,20 +131,6 @@ impl Store {
         if fail { Err(Error::Injected) } else { Ok(()) }
     }
 
-    /// Adds counted tokens to the day counters and makes them durable.
-    async fn add_usage(&self, deltas: Vec<UsageDelta>) -> Result<(), Error> {
-        self.injected_failure()?;
-        let tree = self.counters.clone();
-        blocking(move || counters::add(&tree, &deltas)).await
-    }
-
-    /// Sets a channel's count for one day to zero.
-    async fn reset_usage(&self, channel_id: ChannelId, date: NaiveDate) -> Result<(), Error> {
-        self.injected_failure()?;
-        let tree = self.counters.clone();
-        blocking(move || counters::set(&tree, channel_id, date, 0)).await
-    }
-
     /// Every stored day count on or after `since`.
     pub async fn usage_since(&self, since: NaiveDate) -> Result<Vec<UsageDelta>, Error> {
         let tree = self.counters.clone();
@@ -160,51 +147,40 @@ impl Store {
         blocking(move || counters::history(&tree, channel_id, from)).await
     }
 
-    /// Deletes day counts before `before` and those of channels `keep` rejects.
-    pub async fn prune_usage(
-        &self,
-        before: NaiveDate,
-        keep: impl Fn(ChannelId) -> bool + Send + 'static,
-    ) -> Result<usize, Error> {
+    /// Applies one state change: a config change in one SQLite
+    /// transaction, a usage change to the counters tree (flushed before
+    /// returning). Deleting a channel also deletes its day counts and
+    /// leases (after the SQLite commit; a crash in between leaves counts
+    /// that no channel reads).
+    pub async fn apply(&self, command: impl Into<Command>) -> Result<Applied, Error> {
         let tree = self.counters.clone();
-        blocking(move || counters::prune(&tree, before, &keep)).await
-    }
-
-    /// Cluster mode: deletes lease records of days before `before` and of
-    /// channels `keep` rejects.
-    pub async fn prune_leases(
-        &self,
-        before: NaiveDate,
-        keep: impl Fn(ChannelId) -> bool + Send + 'static,
-    ) -> Result<usize, Error> {
-        let tree = self.counters.clone();
-        blocking(move || replicated::prune_leases(&tree, before, &keep)).await
-    }
-
-    /// Applies one state change: config changes in one SQLite transaction,
-    /// usage changes to the sled counters (fsynced before returning).
-    pub async fn apply(&self, command: Command) -> Result<Applied, Error> {
-        match command {
-            Command::AddUsage { deltas } => {
-                return self.add_usage(deltas).await.map(|()| Applied::Counted);
+        match command.into() {
+            Command::Config(command) => {
+                self.write(move |connection| {
+                    let deleted = command.deleted_channel();
+                    let transaction = connection.transaction()?;
+                    let applied = apply_in(&transaction, command)?;
+                    transaction.commit()?;
+                    if let Some(id) = deleted {
+                        let mut overlay = usage::Overlay::new(&tree);
+                        usage::forget_channel(&mut overlay, id)?;
+                        overlay.commit()?;
+                    }
+                    Ok(applied)
+                })
+                .await
             }
-            Command::ResetUsage {
-                channel_id, date, ..
-            } => {
-                return self
-                    .reset_usage(channel_id, date)
-                    .await
-                    .map(|()| Applied::Counted);
+            Command::Usage(command) => {
+                self.injected_failure()?;
+                self.write(move |_| {
+                    let mut overlay = usage::Overlay::new(&tree);
+                    let applied = usage::apply(&mut overlay, &command, None)?;
+                    overlay.commit()?;
+                    Ok(applied)
+                })
+                .await
             }
-            _ => {}
         }
-        self.write(move |connection| {
-            let transaction = connection.transaction()?;
-            let applied = apply_in(&transaction, command)?;
-            transaction.commit()?;
-            Ok(applied)
-        })
-        .await
     }
 
     /// Every channel and API key, for building a snapshot.
@@ -328,51 +304,46 @@ where
     .map_err(|error| Error::Task(error.to_string()))?
 }
 
-/// The one `match` over every command.
-fn apply_in(connection: &Connection, command: Command) -> Result<Applied, Error> {
+/// What each config command does to SQLite.
+fn apply_in(connection: &Connection, command: ConfigCommand) -> Result<Applied, Error> {
     match command {
-        Command::CreateChannel { spec, at } => {
+        ConfigCommand::CreateChannel { spec, at } => {
             channels::insert(connection, &spec, at).map(Applied::Channel)
         }
-        Command::UpdateChannel { id, spec, at } => {
+        ConfigCommand::UpdateChannel { id, spec, at } => {
             channels::update(connection, id, &spec, at).map(Applied::Channel)
         }
-        Command::DeleteChannel { id } => {
+        ConfigCommand::DeleteChannel { id } => {
             channels::delete(connection, id).map(|()| Applied::Deleted)
         }
-        Command::AutoDisableChannel { id, reason, at } => {
+        ConfigCommand::AutoDisableChannel { id, reason, at } => {
             channels::auto_disable(connection, id, &reason, at).map(Applied::Channel)
         }
-        Command::ReenableChannel { id, at } => {
+        ConfigCommand::ReenableChannel { id, at } => {
             channels::reenable(connection, id, at).map(Applied::Channel)
         }
-        Command::CreateToken {
+        ConfigCommand::CreateToken {
             key_hash,
             key_prefix,
             spec,
             at,
         } => tokens::insert(connection, &key_hash, &key_prefix, &spec, at).map(Applied::Token),
-        Command::UpdateToken { id, spec } => {
+        ConfigCommand::UpdateToken { id, spec } => {
             tokens::update(connection, id, &spec).map(Applied::Token)
         }
-        Command::DeleteToken { id } => tokens::delete(connection, id).map(|()| Applied::Deleted),
-        Command::UpdateSettings { patch, at } => {
+        ConfigCommand::DeleteToken { id } => {
+            tokens::delete(connection, id).map(|()| Applied::Deleted)
+        }
+        ConfigCommand::UpdateSettings { patch, at } => {
             settings::upsert(connection, &patch, at).map(|()| Applied::Settings)
         }
-        Command::SetAdminToken {
+        ConfigCommand::SetAdminToken {
             sha256,
             if_unset,
             node_id,
             at,
-        } => settings::set_admin_token(connection, &sha256, if_unset, node_id, at)
+        } => settings::set_admin_token(connection, &sha256, if_unset, node_id.0, at)
             .map(|()| Applied::Settings),
-        // Handled by `Store::apply` before a transaction is opened.
-        Command::AddUsage { .. } | Command::ResetUsage { .. } => Err(Error::Task(
-            "usage commands are not applied to SQLite".to_string(),
-        )),
-        Command::GrantLease { .. } => {
-            Err(Error::Task("leases exist only in cluster mode".to_string()))
-        }
     }
 }
 
@@ -421,7 +392,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let Applied::Channel(channel) = store
-            .apply(Command::CreateChannel {
+            .apply(ConfigCommand::CreateChannel {
                 spec: spec("one"),
                 at: at(1),
             })
@@ -440,7 +411,7 @@ mod tests {
             channel_id: Some(channel.id),
         };
         store
-            .apply(Command::CreateToken {
+            .apply(ConfigCommand::CreateToken {
                 key_hash: KeyHash::of("sk-full"),
                 key_prefix: "sk-full".into(),
                 spec: token_spec.clone(),
@@ -464,7 +435,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let missing = store
-            .apply(Command::UpdateChannel {
+            .apply(ConfigCommand::UpdateChannel {
                 id: ChannelId(42),
                 spec: spec("x"),
                 at: at(1),
@@ -472,7 +443,7 @@ mod tests {
             .await;
         assert!(matches!(missing, Err(Error::NotFound("channel"))));
         let missing = store
-            .apply(Command::DeleteChannel { id: ChannelId(42) })
+            .apply(ConfigCommand::DeleteChannel { id: ChannelId(42) })
             .await;
         assert!(matches!(missing, Err(Error::NotFound("channel"))));
         assert!(store.load().await.unwrap().0.is_empty());
@@ -484,12 +455,12 @@ mod tests {
     async fn auto_disable_and_reenable() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let create = |spec| Command::CreateChannel { spec, at: at(1) };
+        let create = |spec| ConfigCommand::CreateChannel { spec, at: at(1) };
         let Applied::Channel(channel) = store.apply(create(spec("one"))).await.unwrap() else {
             panic!("expected a channel");
         };
         let id = channel.id;
-        let disable = |reason: &str| Command::AutoDisableChannel {
+        let disable = |reason: &str| ConfigCommand::AutoDisableChannel {
             id,
             reason: reason.to_string(),
             at: at(2),
@@ -507,7 +478,7 @@ mod tests {
         store.apply(disable("later")).await.unwrap();
         let mut renamed = disabled.spec.clone();
         renamed.name = "renamed".into();
-        let update = |spec| Command::UpdateChannel {
+        let update = |spec| ConfigCommand::UpdateChannel {
             id,
             spec,
             at: at(3),
@@ -517,7 +488,7 @@ mod tests {
         };
         assert_eq!(kept.auto_disabled, Some(record));
         let Applied::Channel(back) = store
-            .apply(Command::ReenableChannel { id, at: at(4) })
+            .apply(ConfigCommand::ReenableChannel { id, at: at(4) })
             .await
             .unwrap()
         else {
@@ -542,7 +513,7 @@ mod tests {
         let Applied::Channel(stubborn) = store.apply(create(stubborn)).await.unwrap() else {
             panic!("expected a channel");
         };
-        let command = Command::AutoDisableChannel {
+        let command = ConfigCommand::AutoDisableChannel {
             id: stubborn.id,
             reason: "401".into(),
             at: at(5),

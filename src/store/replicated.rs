@@ -22,21 +22,21 @@
 
 use rusqlite::{Connection, Transaction, params};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use super::{Error, Store, apply_in, counters};
-use crate::command::{Applied, Command};
+use super::counters::{self, decode_u64};
+use super::usage::{self, Overlay};
+use super::{Error, Store, apply_in};
+use crate::command::{Applied, Command, ConfigCommand};
 use crate::daily::UsageDelta;
+use crate::lease::{Ledger, NodeId, NodeLease};
 use crate::model::ChannelId;
 
 const APPLIED_KEY: &[u8] = b"raft:applied";
 const ORIGIN_PREFIX: &str = "raft:origin:";
-/// `raft:lease:{channel}:{yyyymmdd}` → JSON `{node: [granted, used]}`.
-const LEASE_PREFIX: &str = "raft:lease:";
 /// The config tables a snapshot carries, in insert order.
 const CONFIG_TABLES: &[&str] = &["channels", "tokens", "settings"];
 
@@ -44,27 +44,9 @@ const CONFIG_TABLES: &[&str] = &["channels", "tokens", "settings"];
 #[derive(Debug, Clone)]
 pub struct ReplicatedEntry {
     pub index: u64,
-    /// `(node_id, sequence)` of a counter batch, for deduplication.
-    pub origin: Option<(u64, u64)>,
+    /// The node and sequence of a counter batch, for deduplication.
+    pub origin: Option<(NodeId, u64)>,
     pub commands: Vec<Command>,
-}
-
-/// One node's lease on one channel's day, as the replicated state keeps it:
-/// `granted` in all, and `used` = the replicated usage that came in this
-/// node's batches. Its outstanding grant is `granted − used` (0 if below).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    pub channel_id: ChannelId,
-    pub date: NaiveDate,
-    pub node_id: u64,
-    pub granted: u64,
-    pub used: u64,
-    /// Set on the lease a `GrantLease` reports: what that command added
-    /// (0: no headroom left) and the limit it was asked under.
-    #[serde(default)]
-    pub added: u64,
-    #[serde(default)]
-    pub limit: u64,
 }
 
 /// What applying one entry produced.
@@ -72,8 +54,6 @@ pub struct Lease {
 pub struct EntryOutcome {
     /// The entry's origin had already been applied; nothing changed.
     pub duplicate: bool,
-    /// The leases this entry's `GrantLease` commands left, in order.
-    pub leases: Vec<Lease>,
     /// One result per command. Errors here are deterministic (every node
     /// gets the same one), so they are answers, not failures.
     pub results: Vec<Result<Applied, Error>>,
@@ -107,10 +87,10 @@ pub struct ReplicatedState {
     pub sequences: Vec<(String, i64)>,
     pub counters: Vec<UsageDelta>,
     /// `(node_id, highest applied sequence)`.
-    pub origins: Vec<(u64, u64)>,
+    pub origins: Vec<(NodeId, u64)>,
     /// Every node's lease per channel and day (same days as `counters`).
     #[serde(default)]
-    pub leases: Vec<Lease>,
+    pub leases: Vec<NodeLease>,
 }
 
 impl Store {
@@ -128,10 +108,8 @@ impl Store {
             let applied = apply_usage(&tree, &entries)?;
             let transaction = connection.transaction()?;
             let mut outcomes = Vec::with_capacity(entries.len());
-            for (entry, (duplicate, leases)) in entries.into_iter().zip(applied) {
-                let mut outcome = apply_config(&transaction, entry, duplicate)?;
-                outcome.leases = leases;
-                outcomes.push(outcome);
+            for (entry, usage) in entries.into_iter().zip(applied) {
+                outcomes.push(apply_config(&transaction, entry, usage)?);
             }
             write_raft_state(&transaction, &raft_state)?;
             transaction.commit()?;
@@ -141,7 +119,7 @@ impl Store {
     }
 
     /// The highest counter-batch sequence applied from `node` (0: none).
-    pub fn applied_origin(&self, node: u64) -> Result<u64, Error> {
+    pub fn applied_origin(&self, node: NodeId) -> Result<u64, Error> {
         Ok(read_origins(&self.counters)?
             .into_iter()
             .find(|(id, _)| *id == node)
@@ -150,8 +128,8 @@ impl Store {
 
     /// Every lease `node` holds (for its counters at start-up and after a
     /// snapshot install).
-    pub fn leases_of(&self, node: u64) -> Result<Vec<Lease>, Error> {
-        Ok(read_leases(&self.counters)?
+    pub fn leases_of(&self, node: NodeId) -> Result<Vec<NodeLease>, Error> {
+        Ok(counters::read_leases(&self.counters)?
             .into_iter()
             .filter(|lease| lease.node_id == node)
             .collect())
@@ -192,7 +170,7 @@ impl Store {
                     .collect(),
                 None => Vec::new(),
             };
-            let leases = read_leases(&tree)?
+            let leases = counters::read_leases(&tree)?
                 .into_iter()
                 .filter(|lease| cutoff.is_none_or(|cutoff| lease.date >= cutoff))
                 .collect();
@@ -254,176 +232,85 @@ fn write_raft_state(connection: &Connection, rows: &[(String, String)]) -> Resul
     Ok(())
 }
 
-/// Commands applied to sled (counts and leases), not to SQLite.
-fn is_usage(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::AddUsage { .. } | Command::ResetUsage { .. } | Command::GrantLease { .. }
-    )
-}
-
-fn lease_key(channel_id: ChannelId, date: NaiveDate) -> String {
-    format!("{LEASE_PREFIX}{}:{}", channel_id.0, date.format("%Y%m%d"))
-}
-
-/// One channel-day's leases: node → (granted, used).
-pub type LeaseMap = BTreeMap<u64, (u64, u64)>;
-
-fn decode_leases(bytes: &[u8]) -> Result<LeaseMap, Error> {
-    serde_json::from_slice(bytes).map_err(|error| Error::Corrupt(format!("lease record: {error}")))
-}
-
-fn encode_leases(map: &LeaseMap) -> Vec<u8> {
-    serde_json::to_vec(map).unwrap_or_default()
-}
-
-fn read_lease_map(
-    tx: &TransactionalTree,
-    key: &str,
-) -> Result<LeaseMap, ConflictableTransactionError<Error>> {
-    match tx.get(key.as_bytes())? {
-        Some(bytes) => decode_leases(&bytes).map_err(ConflictableTransactionError::Abort),
-        None => Ok(LeaseMap::new()),
-    }
-}
-
-/// What a `GrantLease` adds: at least `tokens` (or a `1/(2·voters)` share
-/// of the free headroom if larger), never more than the free headroom
-/// `limit − replicated − Σ outstanding`, where a node's outstanding grant
-/// is its grant minus the replicated usage of its own batches. So the
-/// grants never add up to more than the limit.
-pub fn lease_grant(map: &LeaseMap, replicated: u64, tokens: u64, limit: u64, voters: u64) -> u64 {
-    let outstanding = map.values().fold(0u64, |sum, (granted, used)| {
-        sum.saturating_add(granted.saturating_sub(*used))
-    });
-    let free = limit.saturating_sub(replicated).saturating_sub(outstanding);
-    let share = free / voters.max(1).saturating_mul(2);
-    tokens.max(share).min(free)
-}
-
-fn decode_u64(bytes: &[u8]) -> u64 {
-    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
-}
-
-fn origin_key(node_id: u64) -> String {
+fn origin_key(node_id: NodeId) -> String {
     format!("{ORIGIN_PREFIX}{node_id}")
 }
 
-/// The sled half of a batch: returns, per entry, whether it was a duplicate
-/// and the leases its `GrantLease` commands left.
-fn apply_usage(
-    tree: &sled::Tree,
-    entries: &[ReplicatedEntry],
-) -> Result<Vec<(bool, Vec<Lease>)>, Error> {
-    let applied = tree.get(APPLIED_KEY)?.map(|bytes| decode_u64(&bytes));
-    let fresh = |entry: &ReplicatedEntry| applied.is_none_or(|mark| entry.index > mark);
-    // Only entries that touch sled move its mark, so config-only batches
-    // cost no sled fsync.
-    let touches_sled =
-        |entry: &ReplicatedEntry| entry.origin.is_some() || entry.commands.iter().any(is_usage);
-    let Some(last) = entries
-        .iter()
-        .filter(|entry| fresh(entry) && touches_sled(entry))
-        .map(|e| e.index)
-        .max()
-    else {
-        // Every entry is a replay whose usage part is already in sled.
-        return Ok(entries.iter().map(|_| (false, Vec::new())).collect());
-    };
-    let result = tree.transaction(|tx| {
-        let mut duplicates = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let mut leases = Vec::new();
-            let duplicate = fresh(entry) && apply_entry_usage(tx, entry, &mut leases)?;
-            duplicates.push((duplicate, leases));
-        }
-        tx.insert(APPLIED_KEY, &last.to_be_bytes())?;
-        Ok(duplicates)
-    });
-    let duplicates = result.map_err(|error: TransactionError<Error>| match error {
-        TransactionError::Abort(error) => error,
-        TransactionError::Storage(error) => Error::Sled(error),
-    })?;
-    tree.flush()?;
-    Ok(duplicates)
+/// The counters half of one entry.
+enum UsageOutcome {
+    /// A counter batch whose origin was applied before: skipped.
+    Duplicate,
+    /// An entry the counters' mark already covers (a replay after a crash
+    /// between the two engines): its usage part is not applied again.
+    Replayed,
+    /// Applied: the result of each usage command, in order (`None` for a
+    /// config command).
+    Fresh(Vec<Option<Applied>>),
 }
 
-/// Applies one entry's usage commands inside the sled transaction; returns
-/// whether the entry was a duplicate (and so skipped).
-fn apply_entry_usage(
-    tx: &TransactionalTree,
-    entry: &ReplicatedEntry,
-    leases: &mut Vec<Lease>,
-) -> Result<bool, ConflictableTransactionError<Error>> {
-    if let Some((node_id, sequence)) = entry.origin {
-        let key = origin_key(node_id);
-        let seen = tx.get(key.as_bytes())?.map(|bytes| decode_u64(&bytes));
-        if seen.is_some_and(|seen| sequence <= seen) {
-            return Ok(true);
+/// The counters half of a batch of entries: usage commands, and the day
+/// counts of deleted channels, in one atomic sled batch with the mark.
+fn apply_usage(tree: &sled::Tree, entries: &[ReplicatedEntry]) -> Result<Vec<UsageOutcome>, Error> {
+    let mark = tree.get(APPLIED_KEY)?.map(|bytes| decode_u64(&bytes));
+    let mut overlay = Overlay::new(tree);
+    let mut last = None;
+    let mut outcomes = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if mark.is_some_and(|mark| entry.index <= mark) {
+            outcomes.push(UsageOutcome::Replayed);
+            continue;
         }
-        tx.insert(key.as_bytes(), &sequence.to_be_bytes())?;
+        let outcome = apply_entry_usage(&mut overlay, entry)?;
+        // Only entries that touch the counters move their mark, so
+        // config-only batches cost no sled fsync.
+        let touches = entry.origin.is_some()
+            || entry.commands.iter().any(|command| match command {
+                Command::Usage(_) => true,
+                Command::Config(config) => config.deleted_channel().is_some(),
+            });
+        if touches {
+            last = Some(entry.index);
+        }
+        outcomes.push(outcome);
     }
+    if let Some(last) = last {
+        overlay.insert(APPLIED_KEY, last.to_be_bytes());
+    }
+    overlay.commit()?;
+    Ok(outcomes)
+}
+
+fn apply_entry_usage(
+    overlay: &mut Overlay<'_>,
+    entry: &ReplicatedEntry,
+) -> Result<UsageOutcome, Error> {
+    let node = match entry.origin {
+        Some((node, sequence)) => {
+            let key = origin_key(node);
+            if overlay
+                .get(key.as_bytes())?
+                .is_some_and(|seen| sequence <= decode_u64(&seen))
+            {
+                return Ok(UsageOutcome::Duplicate);
+            }
+            overlay.insert(key, sequence.to_be_bytes());
+            Some(node)
+        }
+        None => None,
+    };
+    let mut results = Vec::with_capacity(entry.commands.len());
     for command in &entry.commands {
         match command {
-            Command::AddUsage { deltas } => {
-                for delta in deltas {
-                    let key = counters::key(delta.channel_id, delta.date);
-                    let old = tx
-                        .get(key.as_bytes())?
-                        .map_or(0, |bytes| decode_u64(&bytes));
-                    let total = old.saturating_add(delta.tokens);
-                    tx.insert(key.as_bytes(), &total.to_be_bytes())?;
-                    // Attribute the usage to the batch's node, for its lease.
-                    if let Some((node_id, _)) = entry.origin
-                        && delta.tokens > 0
-                    {
-                        let key = lease_key(delta.channel_id, delta.date);
-                        let mut map = read_lease_map(tx, &key)?;
-                        let slot = map.entry(node_id).or_default();
-                        slot.1 = slot.1.saturating_add(delta.tokens);
-                        tx.insert(key.as_bytes(), encode_leases(&map))?;
-                    }
+            Command::Usage(command) => results.push(Some(usage::apply(overlay, command, node)?)),
+            Command::Config(command) => {
+                if let (None, Some(id)) = (node, command.deleted_channel()) {
+                    usage::forget_channel(overlay, id)?;
                 }
+                results.push(None);
             }
-            Command::ResetUsage {
-                channel_id, date, ..
-            } => {
-                let key = counters::key(*channel_id, *date);
-                tx.insert(key.as_bytes(), &0u64.to_be_bytes())?;
-                tx.remove(lease_key(*channel_id, *date).as_bytes())?;
-            }
-            Command::GrantLease {
-                channel_id,
-                date,
-                node_id,
-                tokens,
-                limit,
-                voters,
-            } => {
-                let replicated = tx
-                    .get(counters::key(*channel_id, *date).as_bytes())?
-                    .map_or(0, |bytes| decode_u64(&bytes));
-                let key = lease_key(*channel_id, *date);
-                let mut map = read_lease_map(tx, &key)?;
-                let added = lease_grant(&map, replicated, *tokens, *limit, *voters);
-                let slot = map.entry(*node_id).or_default();
-                slot.0 = slot.0.saturating_add(added);
-                let (granted, used) = *slot;
-                tx.insert(key.as_bytes(), encode_leases(&map))?;
-                leases.push(Lease {
-                    channel_id: *channel_id,
-                    date: *date,
-                    node_id: *node_id,
-                    granted,
-                    used,
-                    added,
-                    limit: *limit,
-                });
-            }
-            _ => {}
         }
     }
-    Ok(false)
+    Ok(UsageOutcome::Fresh(results))
 }
 
 /// The SQLite half of one entry. Config commands in an entry with an origin
@@ -432,30 +319,32 @@ fn apply_entry_usage(
 fn apply_config(
     transaction: &Transaction<'_>,
     entry: ReplicatedEntry,
-    duplicate: bool,
+    usage: UsageOutcome,
 ) -> Result<EntryOutcome, Error> {
-    if duplicate {
-        return Ok(EntryOutcome {
-            duplicate,
-            leases: Vec::new(),
-            results: Vec::new(),
-        });
+    let mut usage_results = match usage {
+        UsageOutcome::Duplicate => {
+            return Ok(EntryOutcome {
+                duplicate: true,
+                results: Vec::new(),
+            });
+        }
+        UsageOutcome::Replayed => Vec::new(),
+        UsageOutcome::Fresh(results) => results,
     }
+    .into_iter();
     let mut results = Vec::with_capacity(entry.commands.len());
     for command in entry.commands {
-        if is_usage(&command) {
-            results.push(Ok(Applied::Counted));
-        } else if entry.origin.is_some() {
-            results.push(Err(Error::Corrupt(
+        let usage_result = usage_results.next().flatten();
+        match command {
+            Command::Usage(_) => results.push(Ok(usage_result.unwrap_or(Applied::Counted))),
+            Command::Config(_) if entry.origin.is_some() => results.push(Err(Error::Corrupt(
                 "a counter batch may carry only usage commands".to_string(),
-            )));
-        } else {
-            results.push(apply_one(transaction, command)?);
+            ))),
+            Command::Config(command) => results.push(apply_one(transaction, command)?),
         }
     }
     Ok(EntryOutcome {
-        duplicate,
-        leases: Vec::new(),
+        duplicate: false,
         results,
     })
 }
@@ -465,7 +354,7 @@ fn apply_config(
 /// anything else (I/O) aborts the whole batch.
 fn apply_one(
     transaction: &Transaction<'_>,
-    command: Command,
+    command: ConfigCommand,
 ) -> Result<Result<Applied, Error>, Error> {
     transaction.execute_batch("SAVEPOINT command")?;
     match apply_in(transaction, command) {
@@ -496,7 +385,7 @@ fn is_deterministic(error: &Error) -> bool {
     }
 }
 
-fn read_origins(tree: &sled::Tree) -> Result<Vec<(u64, u64)>, Error> {
+fn read_origins(tree: &sled::Tree) -> Result<Vec<(NodeId, u64)>, Error> {
     let mut origins = Vec::new();
     for item in tree.scan_prefix(ORIGIN_PREFIX) {
         let (key, value) = item?;
@@ -505,74 +394,9 @@ fn read_origins(tree: &sled::Tree) -> Result<Vec<(u64, u64)>, Error> {
             .and_then(|text| text.strip_prefix(ORIGIN_PREFIX))
             .and_then(|text| text.parse().ok())
             .ok_or_else(|| Error::Corrupt("bad raft origin key".to_string()))?;
-        origins.push((node, decode_u64(&value)));
+        origins.push((NodeId(node), decode_u64(&value)));
     }
     Ok(origins)
-}
-
-/// Removes the lease records of days before `before` and of channels
-/// `keep` rejects. Leases only ever matter for the current day, so the
-/// caller keeps a couple of days (zones differ) and drops the rest.
-pub fn prune_leases(
-    tree: &sled::Tree,
-    before: NaiveDate,
-    keep: &dyn Fn(ChannelId) -> bool,
-) -> Result<usize, Error> {
-    let mut removed = 0;
-    for item in tree.scan_prefix(LEASE_PREFIX) {
-        let (key, _) = item?;
-        let parsed = std::str::from_utf8(&key)
-            .ok()
-            .and_then(|text| text.strip_prefix(LEASE_PREFIX))
-            .and_then(|text| text.split_once(':'))
-            .and_then(|(channel, date)| {
-                Some((
-                    ChannelId(channel.parse().ok()?),
-                    NaiveDate::parse_from_str(date, "%Y%m%d").ok()?,
-                ))
-            });
-        if let Some((channel_id, date)) = parsed
-            && (date < before || !keep(channel_id))
-        {
-            tree.remove(&key)?;
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        tree.flush()?;
-    }
-    Ok(removed)
-}
-
-fn read_leases(tree: &sled::Tree) -> Result<Vec<Lease>, Error> {
-    let mut leases = Vec::new();
-    for item in tree.scan_prefix(LEASE_PREFIX) {
-        let (key, value) = item?;
-        let (channel, date) = std::str::from_utf8(&key)
-            .ok()
-            .and_then(|text| text.strip_prefix(LEASE_PREFIX))
-            .and_then(|text| text.split_once(':'))
-            .ok_or_else(|| Error::Corrupt("bad lease key".to_string()))?;
-        let channel_id = ChannelId(
-            channel
-                .parse()
-                .map_err(|_| Error::Corrupt("bad lease key".to_string()))?,
-        );
-        let date = NaiveDate::parse_from_str(date, "%Y%m%d")
-            .map_err(|_| Error::Corrupt("bad lease key".to_string()))?;
-        for (node_id, (granted, used)) in decode_leases(&value)? {
-            leases.push(Lease {
-                channel_id,
-                date,
-                node_id,
-                granted,
-                used,
-                added: 0,
-                limit: 0,
-            });
-        }
-    }
-    Ok(leases)
 }
 
 fn replace_counters(
@@ -594,15 +418,17 @@ fn replace_counters(
     for (node_id, sequence) in &state.origins {
         batch.insert(origin_key(*node_id).as_bytes(), &sequence.to_be_bytes());
     }
-    let mut leases: BTreeMap<(ChannelId, NaiveDate), LeaseMap> = BTreeMap::new();
+    let mut ledgers: BTreeMap<(ChannelId, NaiveDate), Ledger> = BTreeMap::new();
     for lease in &state.leases {
-        leases
+        ledgers
             .entry((lease.channel_id, lease.date))
             .or_default()
-            .insert(lease.node_id, (lease.granted, lease.used));
+            .restore(lease);
     }
-    for ((channel_id, date), map) in &leases {
-        batch.insert(lease_key(*channel_id, *date).as_bytes(), encode_leases(map));
+    for ((channel_id, date), ledger) in &ledgers {
+        let bytes = serde_json::to_vec(ledger)
+            .map_err(|error| Error::Corrupt(format!("lease record: {error}")))?;
+        batch.insert(counters::lease_key(*channel_id, *date).as_bytes(), bytes);
     }
     if let Some(index) = applied_index {
         batch.insert(APPLIED_KEY, &index.to_be_bytes());
@@ -709,58 +535,5 @@ impl From<SqlValue> for rusqlite::types::Value {
             SqlValue::Text(text) => Value::Text(text),
             SqlValue::Blob(bytes) => Value::Blob(bytes),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A grant is at least the asked amount or a 1/(2N) share of the free
-    /// headroom, never more than the free headroom: limit − replicated −
-    /// Σ outstanding (grant − own replicated usage, floored at 0).
-    #[test]
-    fn grants_never_exceed_the_free_headroom() {
-        let mut map = LeaseMap::new();
-        // Empty: free 20,000, share 20,000 / 6.
-        assert_eq!(lease_grant(&map, 0, 1600, 20_000, 3), 3333);
-        map.insert(1, (3333, 0));
-        map.insert(2, (3000, 4000));
-        // Node 2 overshot its grant: outstanding 0, its usage in replicated.
-        // free = 20,000 − 4,000 − 3,333 = 12,667; share 2,111.
-        assert_eq!(lease_grant(&map, 4000, 1600, 20_000, 3), 2111);
-        // Near the end the asked minimum wins, clamped to what is free.
-        assert_eq!(lease_grant(&map, 15_000, 1600, 20_000, 3), 1600);
-        assert_eq!(lease_grant(&map, 16_000, 1600, 20_000, 3), 667);
-        assert_eq!(lease_grant(&map, 17_000, 1600, 20_000, 3), 0);
-    }
-
-    /// Old days and deleted channels lose their lease records; the rest and
-    /// every other key stay.
-    #[test]
-    fn pruning_leases_keeps_recent_days_of_live_channels() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree("counters").unwrap();
-        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
-        let mut map = LeaseMap::new();
-        map.insert(1, (100, 10));
-        for (channel, date) in [(1, day(20)), (1, day(27)), (1, day(28)), (2, day(28))] {
-            tree.insert(lease_key(ChannelId(channel), date), encode_leases(&map))
-                .unwrap();
-        }
-        tree.insert("channel_daily_tokens:1:20261120", &5u64.to_be_bytes())
-            .unwrap();
-        let removed = prune_leases(&tree, day(26), &|id| id != ChannelId(2)).unwrap();
-        assert_eq!(removed, 2);
-        let left: Vec<(ChannelId, NaiveDate)> = read_leases(&tree)
-            .unwrap()
-            .into_iter()
-            .map(|lease| (lease.channel_id, lease.date))
-            .collect();
-        assert_eq!(left, vec![(ChannelId(1), day(27)), (ChannelId(1), day(28))]);
-        assert!(
-            tree.contains_key("channel_daily_tokens:1:20261120")
-                .unwrap()
-        );
     }
 }

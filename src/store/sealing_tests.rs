@@ -9,7 +9,7 @@ use rusqlite::{Connection, params};
 
 use super::secrets::{KEY_FILE, SecretError, SecretKey};
 use super::{Error, SQLITE_FILE, Store, schema, time};
-use crate::command::{Applied, Command};
+use crate::command::{Applied, ConfigCommand};
 use crate::model::{ChannelId, ChannelSpec, ChannelStatus, ChannelType};
 
 const LIVE_KEY: &str = "sk-live-3f9a1c7e5b2d8046";
@@ -155,7 +155,7 @@ async fn written_keys_never_reach_the_files_in_clear() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let Applied::Channel(channel) = store
-        .apply(Command::CreateChannel {
+        .apply(ConfigCommand::CreateChannel {
             spec: spec("a", LIVE_KEY),
             at: Utc::now(),
         })
@@ -166,7 +166,7 @@ async fn written_keys_never_reach_the_files_in_clear() {
     };
     assert_eq!(channel.spec.keys, [LIVE_KEY]);
     let Applied::Channel(updated) = store
-        .apply(Command::UpdateChannel {
+        .apply(ConfigCommand::UpdateChannel {
             id: channel.id,
             spec: spec("a", DELETED_KEY),
             at: Utc::now(),
@@ -194,7 +194,7 @@ async fn missing_key_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store
-        .apply(Command::CreateChannel {
+        .apply(ConfigCommand::CreateChannel {
             spec: spec("a", LIVE_KEY),
             at: Utc::now(),
         })
@@ -219,7 +219,7 @@ async fn wrong_key_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store
-        .apply(Command::CreateChannel {
+        .apply(ConfigCommand::CreateChannel {
             spec: spec("a", LIVE_KEY),
             at: Utc::now(),
         })
@@ -250,7 +250,7 @@ async fn snapshots_move_between_nodes_with_different_keys() {
     let first_dir = tempfile::tempdir().unwrap();
     let first = Store::open(first_dir.path()).unwrap();
     first
-        .apply(Command::CreateChannel {
+        .apply(ConfigCommand::CreateChannel {
             spec: spec("a", LIVE_KEY),
             at: Utc::now(),
         })

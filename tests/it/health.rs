@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::relay::Rig;
 use crate::support::gateway::TestGateway;
+use crate::support::poll::{self, PATIENCE};
 use crate::support::upstream::FakeUpstream;
 use crate::support::upstream::models::MODELS;
 
@@ -45,16 +46,18 @@ async fn channel_json(gateway: &TestGateway, id: i64) -> Value {
     response.json().await.unwrap()
 }
 
-/// Polls channel `id` until its status is `status` (at most 5 s).
+/// Polls channel `id` until its status is `status`.
 async fn wait_for_status(gateway: &TestGateway, id: i64, status: &str) -> Value {
-    for _ in 0..100 {
+    let what = format!("channel {id} to become {status}");
+    poll::until(&what, PATIENCE, async || {
         let channel = channel_json(gateway, id).await;
         if channel["status"] == status {
-            return channel;
+            Ok(channel)
+        } else {
+            Err(channel)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("channel {id} never became {status}");
+    })
+    .await
 }
 
 async fn test_channel(gateway: &TestGateway, id: i64, body: Option<Value>) -> (u16, Value) {
@@ -132,7 +135,7 @@ async fn quota_message_auto_disables() {
 #[tokio::test]
 async fn auto_disable_false_is_never_disabled() {
     let rig = Rig::start().await;
-    let stubborn = upstream("stubborn").await;
+    let (stubborn, control) = (upstream("stubborn").await, upstream("control").await);
     let id = rig
         .channel(
             &stubborn,
@@ -140,16 +143,25 @@ async fn auto_disable_false_is_never_disabled() {
             json!({"settings": {"auto_disable": false}}),
         )
         .await;
+    let control_id = rig.channel(&control, &["c"], json!({})).await;
     stubborn.fail_always(401);
+    control.fail_always(401);
     for index in 0..3 {
         assert_eq!(
             rig.chat(&format!("keep-{index}"), &ask("m")).await.status(),
             502
         );
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A disable is applied on a spawned task, so "still enabled" proves
+    // nothing until a disable reported later has landed: the control
+    // channel's. On this one-thread runtime spawned tasks start in order
+    // and take the state's write lock in order, so a disable of the
+    // stubborn channel would have landed first.
+    assert_eq!(rig.chat("control", &ask("c")).await.status(), 502);
+    wait_for_status(&rig.gateway, control_id, "auto_disabled").await;
     let channel = channel_json(&rig.gateway, id).await;
-    assert_eq!(channel["status"], "enabled");
+    assert_eq!(channel["status"], "enabled", "{channel}");
+    assert_eq!(channel["auto_disabled_reason"], Value::Null);
     assert_eq!(stubborn.requests(), 3);
     let response = rig
         .gateway

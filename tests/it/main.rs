@@ -6,6 +6,7 @@
 
 mod admin;
 mod anthropic;
+mod architecture;
 mod binary;
 mod cluster;
 mod compat;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::relay::{Rig, ask, ask_stream, upstream};
 use crate::support::gateway::TestGateway;
+use crate::support::poll::{self, PATIENCE};
 
 /// One sample line: metric name, labels, value.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,14 +185,15 @@ async fn scrape(gateway: &TestGateway) -> Scrape {
 /// Scrapes until `ready` holds: a request is recorded when its meter is
 /// dropped, which for a stream may come just after the client read its end.
 async fn scrape_until(gateway: &TestGateway, ready: impl Fn(&Scrape) -> bool) -> Scrape {
-    for _ in 0..200 {
-        let scraped = scrape(gateway).await;
-        if ready(&scraped) {
-            return scraped;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the scrape never reached the expected state");
+    poll::until(
+        "the scrape to reach the expected state",
+        PATIENCE,
+        async || {
+            let scraped = scrape(gateway).await;
+            ready(&scraped).then_some(scraped)
+        },
+    )
+    .await
 }
 
 const CHAT: &str = "/v1/chat/completions";
@@ -506,18 +508,15 @@ async fn an_unreadable_metrics_token_file_stops_the_start() {
 /// repeated until one pass sees a settled cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_nodes_export_their_raft_state() {
-    use crate::cluster::harness::Cluster;
+    use crate::cluster::harness::{self, Cluster};
     let cluster = Cluster::start("metrics").await;
-    let mut last = String::new();
-    for _ in 0..50 {
-        let leader = cluster.leader(&[1, 2, 3]).await;
-        match settled_cluster_metrics(&cluster, leader).await {
-            Ok(()) => return,
-            Err(failure) => last = failure,
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("the cluster metrics never settled: {last}");
+    poll::Wait::new("the cluster metrics to settle", harness::PATIENCE)
+        .every(Duration::from_millis(200))
+        .until(async || {
+            let leader = cluster.leader(&[1, 2, 3]).await;
+            settled_cluster_metrics(&cluster, leader).await
+        })
+        .await;
 }
 
 /// One pass over the three nodes' `/metrics` and `/readyz`.
@@ -603,7 +602,7 @@ async fn spans_are_exported_to_an_otlp_collector() {
     let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, collector).await });
 
-    let (layer, provider) = sluicegate::metrics::otel::layer(&endpoint).unwrap();
+    let (layer, provider) = sluicegate::otel::layer(&endpoint).unwrap();
     // This test's runtime is single-threaded, so the gateway's tasks run
     // on this thread and see this subscriber.
     let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));

@@ -9,18 +9,20 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sluicegate::clock::ManualClock;
-use sluicegate::command::Command;
+use sluicegate::command::UsageCommand;
 use sluicegate::config::Config;
 use sluicegate::daily::UsageDelta;
 use sluicegate::model::ChannelId;
 
 use crate::support::gateway::{ADMIN_TOKEN, TestGateway};
+use crate::support::poll::{self, PATIENCE};
 use crate::support::upstream::FakeUpstream;
 
 /// Tokens the fake upstream reports for every request.
@@ -36,6 +38,8 @@ struct Rig {
     clock: Arc<ManualClock>,
     upstream: FakeUpstream,
     key: String,
+    /// Relay requests sent so far: each ends in one request-log row.
+    relayed: AtomicUsize,
 }
 
 impl Rig {
@@ -71,6 +75,7 @@ impl Rig {
             clock,
             upstream,
             key,
+            relayed: AtomicUsize::new(0),
         }
     }
 
@@ -91,6 +96,7 @@ impl Rig {
 
     /// Relays one chat completion for `model`; returns the status.
     async fn relay(&self, model: &str) -> StatusCode {
+        self.relayed.fetch_add(1, Ordering::SeqCst);
         let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16});
         let response = self
             .gateway
@@ -106,6 +112,7 @@ impl Rig {
 
     /// Relays a streamed chat completion that asks for usage; returns the status.
     async fn relay_stream(&self, model: &str) -> StatusCode {
+        self.relayed.fetch_add(1, Ordering::SeqCst);
         let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}],
             "stream": true, "stream_options": {"include_usage": true}});
         let response = self
@@ -130,21 +137,22 @@ impl Rig {
         body
     }
 
-    /// `GET /api/channels/{id}/usage` once `used` has reached `expected`
-    /// (tokens are counted after the response completes), then checked to
-    /// stay exactly there.
-    async fn usage_reaching(&self, id: i64, expected: u64) -> Value {
-        let path = format!("/api/channels/{id}/usage");
-        for _ in 0..100 {
-            if self.get(&path).await["used"].as_u64() >= Some(expected) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let usage = self.get(&path).await;
+    /// `GET /api/channels/{id}/usage` once every request relayed so far is
+    /// over, checked to show exactly `expected` used. A request is counted
+    /// before its log row is queued, so once every row is stored no count
+    /// can still be on its way.
+    async fn settled_usage(&self, id: i64, expected: u64) -> Value {
+        let relayed = self.relayed.load(Ordering::SeqCst);
+        self.gateway.wait_for_logs(relayed).await;
+        let usage = self.get(&format!("/api/channels/{id}/usage")).await;
         assert_eq!(usage["used"].as_u64(), Some(expected), "{usage}");
         usage
+    }
+
+    /// The counter store's history of channel `id` from `since` on.
+    async fn stored(&self, id: i64, since: NaiveDate) -> Vec<(NaiveDate, u64)> {
+        let store = &self.gateway.state().store;
+        store.usage_history(ChannelId(id), since).await.unwrap()
     }
 
     /// Stores a count for a past day through the same command the flusher uses.
@@ -155,7 +163,10 @@ impl Rig {
             date,
             tokens,
         }];
-        state.apply(Command::AddUsage { deltas }).await.unwrap();
+        state
+            .apply(UsageCommand::AddUsage { deltas })
+            .await
+            .unwrap();
     }
 }
 
@@ -355,7 +366,7 @@ async fn usage_matches_the_upstream_tokens_exactly() {
         assert_eq!(rig.relay_stream("m").await, StatusCode::OK);
     }
     let expected = 5 * PER_REQUEST;
-    let usage = rig.usage_reaching(id, expected).await;
+    let usage = rig.settled_usage(id, expected).await;
     assert_eq!(usage["reserved"], 0, "{usage}");
     assert_eq!(usage["remaining"], 10_000 - expected, "{usage}");
     assert_eq!(
@@ -377,13 +388,13 @@ async fn capped_is_shown_beside_an_unchanged_status() {
     for _ in 0..2 {
         assert_eq!(rig.relay("m").await, StatusCode::OK);
     }
-    rig.usage_reaching(id, 2 * PER_REQUEST).await;
+    rig.settled_usage(id, 2 * PER_REQUEST).await;
     let channel = rig.get(&format!("/api/channels/{id}")).await;
     assert_eq!(channel["daily_usage"]["capped"], false, "{channel}");
     assert_eq!(channel["daily_usage"]["remaining"], 4);
 
     assert_eq!(rig.relay("m").await, StatusCode::OK);
-    rig.usage_reaching(id, 3 * PER_REQUEST).await;
+    rig.settled_usage(id, 3 * PER_REQUEST).await;
     let channel = rig.get(&format!("/api/channels/{id}")).await;
     assert_eq!(channel["status"], "enabled", "{channel}");
     assert_eq!(
@@ -418,7 +429,7 @@ async fn reset_zeroes_today_and_uncaps() {
     for _ in 0..2 {
         assert_eq!(rig.relay("m").await, StatusCode::OK);
     }
-    rig.usage_reaching(id, 2 * PER_REQUEST).await;
+    rig.settled_usage(id, 2 * PER_REQUEST).await;
     let channel = rig.get(&format!("/api/channels/{id}")).await;
     assert_eq!(channel["daily_usage"]["capped"], true);
     assert_ne!(
@@ -439,17 +450,23 @@ async fn reset_zeroes_today_and_uncaps() {
     let channel = rig.get(&format!("/api/channels/{id}")).await;
     assert_eq!(channel["daily_usage"]["capped"], false, "{channel}");
     assert_eq!(channel["status"], "enabled");
-    // The store was zeroed too: a flush cycle later, nothing comes back.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let state = &rig.gateway.running.as_ref().unwrap().state;
-    let stored = state
-        .store
-        .usage_history(ChannelId(id), date("2026-03-10"))
-        .await
-        .unwrap();
-    assert_eq!(stored, [(date("2026-03-10"), 0)]);
+    // The store was zeroed too, and the tokens counted before the reset
+    // never come back: the first flush after it holds only the next
+    // request's tokens, so the store goes from 0 to exactly one request.
+    let today = date("2026-03-10");
+    assert_eq!(rig.stored(id, today).await, [(today, 0)]);
     assert_eq!(rig.relay("m").await, StatusCode::OK);
-    rig.usage_reaching(id, PER_REQUEST).await;
+    rig.settled_usage(id, PER_REQUEST).await;
+    let one_request = [(today, PER_REQUEST)];
+    poll::until("the flush after the reset", PATIENCE, async || {
+        let stored = rig.stored(id, today).await;
+        if stored == one_request {
+            Ok(())
+        } else {
+            Err(format!("{stored:?}"))
+        }
+    })
+    .await;
 }
 
 /// History runs most recent first, merges counts still in memory with stored past days, and shows quiet days as 0.
@@ -459,7 +476,7 @@ async fn history_is_most_recent_first_and_includes_past_days() {
     let id = rig.channel("m", json!({})).await;
     rig.clock.set(start_instant() - chrono::Duration::days(1));
     assert_eq!(rig.relay("m").await, StatusCode::OK);
-    rig.usage_reaching(id, PER_REQUEST).await;
+    rig.settled_usage(id, PER_REQUEST).await;
     rig.clock.set(start_instant());
     for _ in 0..2 {
         assert_eq!(rig.relay("m").await, StatusCode::OK);
@@ -468,7 +485,7 @@ async fn history_is_most_recent_first_and_includes_past_days() {
     // Older than the 90 days of history: not shown.
     rig.seed(id, date("2025-12-10"), 9).await;
 
-    let usage = rig.usage_reaching(id, 2 * PER_REQUEST).await;
+    let usage = rig.settled_usage(id, 2 * PER_REQUEST).await;
     let history = usage["history"].as_array().unwrap();
     assert_eq!(history.len(), 11, "{usage}");
     assert_eq!(history[0], json!({"date": "2026-03-10", "used": 36}));
@@ -496,8 +513,8 @@ async fn usage_by_date_lists_every_channel() {
     rig.seed(shanghai, date("2026-03-01"), 77).await;
     assert_eq!(rig.relay("utc").await, StatusCode::OK);
     assert_eq!(rig.relay("shanghai").await, StatusCode::OK);
-    rig.usage_reaching(utc, PER_REQUEST).await;
-    rig.usage_reaching(shanghai, PER_REQUEST).await;
+    rig.settled_usage(utc, PER_REQUEST).await;
+    rig.settled_usage(shanghai, PER_REQUEST).await;
 
     let row = |channel_id: i64, name: &str, day: &str, used: u64, limit: u64, zone: &str| json!({"channel_id": channel_id, "name": name, "date": day, "used": used, "limit": limit, "timezone": zone});
     let cases = [
@@ -547,7 +564,7 @@ async fn usage_routes_require_the_admin_token() {
     let rig = Rig::start().await;
     let id = rig.channel("m", json!({})).await;
     assert_eq!(rig.relay("m").await, StatusCode::OK);
-    rig.usage_reaching(id, PER_REQUEST).await;
+    rig.settled_usage(id, PER_REQUEST).await;
     let routes = [
         (Method::GET, format!("/api/channels/{id}/usage")),
         (Method::POST, format!("/api/channels/{id}/usage/reset")),
@@ -570,7 +587,7 @@ async fn usage_routes_require_the_admin_token() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_api_key");
     }
-    rig.usage_reaching(id, PER_REQUEST).await;
+    rig.settled_usage(id, PER_REQUEST).await;
 }
 
 /// Log lines written by the server while a test holds the guard, as JSON.
@@ -619,7 +636,7 @@ async fn reset_is_logged_as_an_admin_action() {
     let rig = Rig::start().await;
     let id = rig.channel("m", json!({})).await;
     assert_eq!(rig.relay("m").await, StatusCode::OK);
-    rig.usage_reaching(id, PER_REQUEST).await;
+    rig.settled_usage(id, PER_REQUEST).await;
     // Another test may have registered the reset event's callsite while no
     // subscriber wanted it; re-ask every live subscriber, this one included.
     tracing::callsite::rebuild_interest_cache();

@@ -14,7 +14,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{Error, Store, apply_in};
-use crate::command::{Applied, Command};
+use crate::command::{Applied, ConfigCommand};
 mod rows;
 
 pub use rows::{ChannelRow, Flavor, SourceDb, TokenRow, UserRow};
@@ -242,9 +242,8 @@ fn is_set(row: &Row, column: &str) -> bool {
 
 impl Store {
     /// Applies config commands in one SQLite transaction, through the same
-    /// `apply_in` as [`Store::apply`]: all of them or none. Usage and lease
-    /// commands are refused (they are not SQLite's), which rolls back.
-    pub async fn apply_all(&self, commands: Vec<Command>) -> Result<Vec<Applied>, Error> {
+    /// `apply_in` as [`Store::apply`]: all of them or none.
+    pub async fn apply_all(&self, commands: Vec<ConfigCommand>) -> Result<Vec<Applied>, Error> {
         self.write(move |connection| {
             let transaction = connection.transaction()?;
             let mut applied = Vec::with_capacity(commands.len());
@@ -294,7 +293,7 @@ mod tests {
     }
 
     /// A batch that fails part-way writes nothing: the channel created
-    /// before the refused command is rolled back with it.
+    /// before the failing command (a missing key) is rolled back with it.
     #[tokio::test]
     async fn a_failing_batch_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -315,17 +314,19 @@ mod tests {
         let at = chrono::Utc::now();
         let failed = store
             .apply_all(vec![
-                Command::CreateChannel {
+                ConfigCommand::CreateChannel {
                     spec: spec.clone(),
                     at,
                 },
-                Command::AddUsage { deltas: Vec::new() },
+                ConfigCommand::DeleteToken {
+                    id: crate::model::TokenId(404),
+                },
             ])
             .await;
         assert!(failed.is_err());
         assert!(store.load().await.unwrap().0.is_empty());
         let applied = store
-            .apply_all(vec![Command::CreateChannel { spec, at }])
+            .apply_all(vec![ConfigCommand::CreateChannel { spec, at }])
             .await
             .unwrap();
         assert_eq!(applied.len(), 1);

@@ -1,11 +1,12 @@
 //! One admin token for the whole cluster: its hash is replicated, and a
 //! rotation on one node rotates it on every node.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 
 use super::harness::{Cluster, PATIENCE};
+use crate::support::poll::Wait;
 use crate::support::process::run_to_exit;
 
 /// The status `GET /api/channels` answers on node `id` with `token`.
@@ -24,36 +25,32 @@ async fn status_with(cluster: &Cluster, id: u64, token: &str) -> u16 {
 /// at most once a second and at most 8 times.
 async fn accepted_everywhere(cluster: &Cluster, ids: &[u64], token: &str) {
     for &id in ids {
-        let mut tries = 0;
-        while status_with(cluster, id, token).await != 200 {
-            tries += 1;
-            assert!(
-                tries < 8,
-                "node {id} never accepted the token\n{}",
-                cluster.dump()
-            );
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        let what = format!("node {id} to accept the token");
+        Wait::new(&what, Duration::from_secs(7))
+            .every(Duration::from_secs(1))
+            .try_until(async || match status_with(cluster, id, token).await {
+                200 => Ok(()),
+                status => Err(status),
+            })
+            .await
+            .unwrap_or_else(|timeout| panic!("{timeout}\n{}", cluster.dump()));
     }
 }
 
 /// Waits until `id` has logged `count` committed token proposals.
 async fn proposals_committed(cluster: &Cluster, id: u64, count: usize) {
-    let deadline = Instant::now() + PATIENCE;
-    while cluster
-        .node(id)
-        .output()
-        .matches("admin token proposal committed")
-        .count()
-        < count
-    {
-        assert!(
-            Instant::now() < deadline,
-            "node {id} committed no token proposal\n{}",
-            cluster.dump()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("node {id} to commit {count} token proposals");
+    let committed = async || {
+        let output = cluster.node(id).output();
+        match output.matches("admin token proposal committed").count() {
+            seen if seen >= count => Ok(()),
+            seen => Err(format!("{seen} committed")),
+        }
+    };
+    Wait::new(&what, PATIENCE)
+        .try_until(committed)
+        .await
+        .unwrap_or_else(|timeout| panic!("{timeout}\n{}", cluster.dump()));
 }
 
 fn token_file(cluster: &Cluster, id: u64) -> String {

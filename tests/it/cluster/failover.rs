@@ -1,11 +1,11 @@
 //! `kill -9` of the leader while traffic runs.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::harness::{Cluster, PATIENCE, all_ok, send_signal};
+use crate::support::poll;
 
 /// kill -9 the leader mid-traffic: a new leader is elected, the survivors keep relaying, the restarted node catches up, and every count stays exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,14 +35,11 @@ async fn leader_killed_mid_traffic_loses_and_doubles_nothing() {
     let outcomes = {
         let traffic = cluster.load(&survivors, &key, 160, 8);
         let kill = async {
-            let deadline = Instant::now() + PATIENCE;
-            while cluster.upstream.requests() < before + 8 {
-                assert!(
-                    Instant::now() < deadline,
-                    "requests never reached the upstream"
-                );
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            let held = async || match cluster.upstream.requests() - before {
+                8.. => Ok(()),
+                reached => Err(format!("{reached} reached it")),
+            };
+            poll::until("8 requests held at the upstream", PATIENCE, held).await;
             send_signal(pid, "KILL");
             cluster.upstream.configure(|behavior| behavior.gate = None);
             gate.add_permits(1_000);

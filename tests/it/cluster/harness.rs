@@ -7,8 +7,8 @@
 //! secret file (mode 0600) unless a test writes another. Every child is
 //! killed when the [`Cluster`] is dropped, stopped (SIGSTOP) ones included.
 //!
-//! Everything waits by bounded polling; a timeout panics with the state
-//! last seen and the tail of every node's log.
+//! Everything waits by bounded polling (`support::poll`); a timeout panics
+//! with the state last seen and the tail of every node's log.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use crate::support::poll::Wait;
 use crate::support::process::{command, listening_addr};
 use crate::support::upstream::FakeUpstream;
 
@@ -29,9 +30,8 @@ pub const ADMIN: &str = "cluster-admin-token";
 pub const MODEL: &str = "gpt-4o-mini";
 /// How long a node may take to log `listening`.
 const STARTUP: Duration = Duration::from_secs(30);
-/// The default bound of every polling loop.
+/// The bound of every wait on the cluster (a `support::poll` wait).
 pub const PATIENCE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
 
 /// One running incarnation of a node's process.
 struct Running {
@@ -457,34 +457,32 @@ impl Cluster {
     /// Polls until exactly one of `among` reports itself leader and every one
     /// of them names it as `leader_id`; returns its id.
     pub async fn leader(&self, among: &[u64]) -> u64 {
-        let deadline = Instant::now() + PATIENCE;
-        let mut last = Vec::new();
-        loop {
-            last.clear();
-            for &id in among {
-                last.push((id, self.view(id).await));
-            }
-            let leaders: Vec<u64> = last
-                .iter()
-                .filter(|(_, view)| view.as_ref().is_some_and(|view| view["role"] == "leader"))
-                .map(|(id, _)| *id)
-                .collect();
-            if let [leader] = leaders[..]
-                && last.iter().all(|(_, view)| {
-                    view.as_ref()
-                        .is_some_and(|view| view["leader_id"].as_u64() == Some(leader))
-                })
-            {
-                return leader;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "no single agreed leader among {among:?}; views: {last:#?}\n{}",
-                    self.dump()
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let what = format!("a single agreed leader among {among:?}");
+        let agreed = Wait::new(&what, PATIENCE)
+            .try_until(async || {
+                let mut views = Vec::new();
+                for &id in among {
+                    views.push((id, self.view(id).await));
+                }
+                let leaders: Vec<u64> = views
+                    .iter()
+                    .filter(|(_, view)| view.as_ref().is_some_and(|view| view["role"] == "leader"))
+                    .map(|(id, _)| *id)
+                    .collect();
+                match leaders[..] {
+                    [leader]
+                        if views.iter().all(|(_, view)| {
+                            view.as_ref()
+                                .is_some_and(|view| view["leader_id"].as_u64() == Some(leader))
+                        }) =>
+                    {
+                        Ok(leader)
+                    }
+                    _ => Err(format!("views: {views:#?}")),
+                }
+            })
+            .await;
+        agreed.unwrap_or_else(|timeout| panic!("{timeout}\n{}", self.dump()))
     }
 
     /// Any live node other than `leader`.
@@ -538,27 +536,20 @@ impl Cluster {
 
     /// Polls until `GET path` answers 200 on every node of `among`.
     pub async fn visible_on(&self, among: &[u64], path: &str) -> Vec<Value> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let mut found = Vec::new();
-            let mut last = None;
-            for &id in among {
-                match self.try_admin(id, reqwest::Method::GET, path, None).await {
-                    Ok((200, value)) => found.push(value),
-                    other => last = Some((id, format!("{other:?}"))),
+        let what = format!("{path} to be visible on all of {among:?}");
+        let visible = Wait::new(&what, PATIENCE)
+            .try_until(async || {
+                let mut found = Vec::new();
+                for &id in among {
+                    match self.try_admin(id, reqwest::Method::GET, path, None).await {
+                        Ok((200, value)) => found.push(value),
+                        other => return Err(format!("node {id}: {other:?}")),
+                    }
                 }
-            }
-            if found.len() == among.len() {
-                return found;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{path} not visible on all of {among:?}; last miss {last:?}\n{}",
-                    self.dump()
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
+                Ok(found)
+            })
+            .await;
+        visible.unwrap_or_else(|timeout| panic!("{timeout}\n{}", self.dump()))
     }
 
     /// A channel with a huge daily cap and a key, visible on every node.
@@ -589,24 +580,21 @@ impl Cluster {
 
     /// Polls until every node of `among` reports `used == expected`.
     pub async fn converge(&self, among: &[u64], channel: i64, expected: u64) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let mut seen = Vec::new();
-            for &id in among {
-                seen.push((id, self.used(id, channel).await));
-            }
-            if seen.iter().all(|(_, used)| *used == Some(expected)) {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "counts did not converge to {expected} (the upstream's total): \
-                     {seen:?}\n{}",
-                    self.dump()
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let what = format!("counts to converge to {expected} (the upstream's total)");
+        let converged = Wait::new(&what, PATIENCE)
+            .try_until(async || {
+                let mut seen = Vec::new();
+                for &id in among {
+                    seen.push((id, self.used(id, channel).await));
+                }
+                if seen.iter().all(|(_, used)| *used == Some(expected)) {
+                    Ok(())
+                } else {
+                    Err(format!("{seen:?}"))
+                }
+            })
+            .await;
+        converged.unwrap_or_else(|timeout| panic!("{timeout}\n{}", self.dump()));
     }
 
     /// One chat completion on node `id`; the status, or `Err` when the node

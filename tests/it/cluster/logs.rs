@@ -1,29 +1,23 @@
 //! Request logs stay on the node that served the request; `scope=cluster`
 //! on the logs API and the overview stats merges every member's answer.
 
-use std::time::{Duration, Instant};
-
 use reqwest::Method;
 use serde_json::Value;
 
 use super::harness::{Cluster, PATIENCE, chat_body};
+use crate::support::poll::Wait;
 
 /// Polls `path` on node `id` until `done` holds for the answer.
 async fn wait_for(cluster: &Cluster, id: u64, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (status, body) = cluster.admin(id, Method::GET, path, None).await;
-        assert_eq!(status, 200, "{path}: {body}");
-        if done(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} on node {id} never settled: {body}\n{}",
-            cluster.dump()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let what = format!("{path} on node {id} to settle");
+    let settled = Wait::new(&what, PATIENCE)
+        .try_until(async || {
+            let (status, body) = cluster.admin(id, Method::GET, path, None).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            if done(&body) { Ok(body) } else { Err(body) }
+        })
+        .await;
+    settled.unwrap_or_else(|timeout| panic!("{timeout}\n{}", cluster.dump()))
 }
 
 fn node_ids(list: &Value) -> Vec<u64> {

@@ -1,12 +1,11 @@
 //! A node cut off from the quorum: the other two are frozen with SIGSTOP,
 //! so the isolated node is alive and answering but cannot reach a majority.
 
-use std::time::{Duration, Instant};
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::harness::{Cluster, PATIENCE, all_ok};
+use crate::support::poll::Wait;
 
 /// A node without quorum keeps relaying, reports degraded and refuses config writes with 503 `cluster_unavailable`; after healing all three converge on counts and config.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,19 +31,7 @@ async fn isolated_node_serves_degraded_and_converges_after_healing() {
         "traffic on the isolated node",
     );
     // It notices that it lost the quorum.
-    let deadline = Instant::now() + PATIENCE;
-    let view = loop {
-        let view = cluster.view(isolated).await;
-        if let Some(view) = view.as_ref().filter(|view| view["degraded"] == true) {
-            break view.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node {isolated} never reported degraded; last view {view:?}\n{}",
-            cluster.dump()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let view = degraded(&cluster, isolated, true).await;
     assert!(
         view["degraded_reason"]
             .as_str()
@@ -96,17 +83,7 @@ async fn isolated_node_serves_degraded_and_converges_after_healing() {
         cluster.thaw(id);
     }
     cluster.leader(&[1, 2, 3]).await;
-    let healed = cluster.view(isolated).await.unwrap_or(Value::Null);
-    let deadline = Instant::now() + PATIENCE;
-    let mut last = healed;
-    while last["degraded"] != false {
-        assert!(
-            Instant::now() < deadline,
-            "node {isolated} still degraded after healing: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        last = cluster.view(isolated).await.unwrap_or(Value::Null);
-    }
+    degraded(&cluster, isolated, false).await;
     all_ok(
         &cluster.load(&[1, 2, 3], &key, 30, 6).await,
         "traffic after healing",
@@ -143,4 +120,16 @@ async fn isolated_node_serves_degraded_and_converges_after_healing() {
         "a write refused with 503 was applied later: {:?}",
         lists[0]
     );
+}
+
+/// Polls node `id`'s cluster view until its `degraded` flag is `wanted`.
+async fn degraded(cluster: &Cluster, id: u64, wanted: bool) -> Value {
+    let what = format!("node {id} to report degraded: {wanted}");
+    let view = Wait::new(&what, PATIENCE)
+        .try_until(async || match cluster.view(id).await {
+            Some(view) if view["degraded"] == wanted => Ok(view),
+            other => Err(format!("{other:?}")),
+        })
+        .await;
+    view.unwrap_or_else(|timeout| panic!("{timeout}\n{}", cluster.dump()))
 }

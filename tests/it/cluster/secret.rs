@@ -1,11 +1,10 @@
 //! Internal RPC needs the shared secret.
 
-use std::time::{Duration, Instant};
-
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::harness::{Cluster, PATIENCE, write_secret};
+use crate::support::poll::Wait;
 
 /// A node with a different secret never joins (it refuses their RPCs and they log the refusal), and a raw `POST /raft/vote` without the header is refused with 401.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,21 +24,29 @@ async fn wrong_or_missing_secret_is_refused() {
 
     // Node 3 refuses the leader's RPCs ("cluster RPC refused") and the
     // leader logs that its peer refused it.
-    let deadline = Instant::now() + PATIENCE;
-    while !(warned(&cluster.node(3).output(), "cluster RPC refused")
-        && warned(&cluster.node(leader).output(), "refused"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the refusals were not logged\n{}",
-            cluster.dump()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let logged = async || {
+        warned(&cluster.node(3).output(), "cluster RPC refused")
+            && warned(&cluster.node(leader).output(), "refused")
+    };
+    Wait::new("both sides to log the refusals", PATIENCE)
+        .try_until(logged)
+        .await
+        .unwrap_or_else(|timeout| panic!("{timeout}\n{}", cluster.dump()));
 
     // Node 3 never catches up: it does not see the channel, and the leader
-    // never sees it apply anything.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // never sees it apply anything. That means something only once the
+    // leader has tried node 3 after the write: it sends a peer one append
+    // at a time, so two refused after the channel was committed on 1 and 2
+    // include one sent after the commit.
+    let before = refused_appends(&cluster.node(3).output());
+    let retried = async || match refused_appends(&cluster.node(3).output()) - before {
+        2.. => Ok(()),
+        seen => Err(format!("{seen} more refused")),
+    };
+    Wait::new("node 3 to refuse two more appends", PATIENCE)
+        .try_until(retried)
+        .await
+        .unwrap_or_else(|timeout| panic!("{timeout}\n{}", cluster.dump()));
     let (status, _) = cluster
         .admin(3, Method::GET, &format!("/api/channels/{channel}"), None)
         .await;
@@ -89,14 +96,27 @@ async fn wrong_or_missing_secret_is_refused() {
 
 /// Whether `log` has a warning whose message contains `words`.
 fn warned(log: &str, words: &str) -> bool {
-    log.lines().any(|line| {
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
-            return false;
-        };
-        let fields = event.get("fields").unwrap_or(&event);
-        event["level"] == "WARN"
-            && fields["message"]
-                .as_str()
-                .is_some_and(|message| message.contains(words))
+    warnings(log).any(|fields| {
+        fields["message"]
+            .as_str()
+            .is_some_and(|message| message.contains(words))
+    })
+}
+
+/// How many `/raft/append` RPCs the node whose log this is refused.
+fn refused_appends(log: &str) -> usize {
+    warnings(log)
+        .filter(|fields| {
+            fields["message"] == "cluster RPC refused" && fields["path"] == "/raft/append"
+        })
+        .count()
+}
+
+/// The fields of every warning in `log`.
+fn warnings(log: &str) -> impl Iterator<Item = Value> + '_ {
+    log.lines().filter_map(|line| {
+        let event = serde_json::from_str::<Value>(line).ok()?;
+        let fields = event.get("fields").unwrap_or(&event).clone();
+        (event["level"] == "WARN").then_some(fields)
     })
 }

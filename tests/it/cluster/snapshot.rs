@@ -1,12 +1,11 @@
 //! A node restarted with an empty data dir rejoins and catches up.
 
-use std::time::{Duration, Instant};
-
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::json;
 
 use super::harness::{Cluster, PATIENCE, all_ok};
+use crate::support::poll::Wait;
 
 /// Channels created before the wipe.
 const CHANNELS: usize = 5;
@@ -49,15 +48,11 @@ async fn wiped_node_rejoins_through_a_snapshot() {
         .await;
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
     // The leader has written a snapshot (and so may purge its log).
-    let deadline = Instant::now() + PATIENCE;
-    while !snapshot_file(&cluster, leader).exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the leader never wrote a snapshot after {WRITES} writes\n{}",
-            cluster.dump()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("the leader to write a snapshot after {WRITES} writes");
+    Wait::new(&what, PATIENCE)
+        .try_until(async || snapshot_file(&cluster, leader).exists())
+        .await
+        .unwrap_or_else(|timeout| panic!("{timeout}\n{}", cluster.dump()));
     all_ok(&cluster.load(&[1, 2, 3], &key, 30, 6).await, "traffic");
     cluster
         .converge(&[1, 2, 3], channel, cluster.upstream.reported_tokens())

@@ -1,14 +1,13 @@
 //! Counting that matches the upstream exactly, and survives a failing
 //! counter store: counts stay in memory, enforced, and reach sled later.
 
-use std::time::Duration;
-
 use chrono_tz::Tz;
 use serde_json::json;
 use sluicegate::model::ChannelId;
 
 use super::events;
 use super::{DayRig, assert_429, capped_at, date, upstream_reporting, utc};
+use crate::support::poll::{self, PATIENCE};
 
 /// While counter writes fail, counts stay in memory and enforced with a warning logged; once writes work again sled catches up.
 #[tokio::test]
@@ -39,13 +38,14 @@ async fn failing_store_keeps_counts_and_catches_up() {
         })
         .is_empty()
     };
-    for _ in 0..200 {
-        if warned() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(warned(), "a warning names the failing counter store");
+    // The warning is what shows a flush has run (and failed), so the
+    // empty store below is the failure's doing, not a flush yet to come.
+    poll::until(
+        "a warning naming the failing counter store",
+        PATIENCE,
+        async || warned(),
+    )
+    .await;
     let today = date(2026, 11, 28);
     assert!(
         store
@@ -57,15 +57,15 @@ async fn failing_store_keeps_counts_and_catches_up() {
     assert!(rig.state().counters.pending_tokens() >= 3_000);
 
     store.fail_counter_writes(0);
-    let mut durable = Vec::new();
-    for _ in 0..200 {
-        durable = store.usage_history(ChannelId(id), today).await.unwrap();
-        if durable == vec![(today, 3_000)] {
-            break;
+    poll::until("sled to catch up", PATIENCE, async || {
+        let durable = store.usage_history(ChannelId(id), today).await.unwrap();
+        if durable == [(today, 3_000)] {
+            Ok(())
+        } else {
+            Err(format!("{durable:?}"))
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(durable, vec![(today, 3_000)]);
+    })
+    .await;
 }
 
 /// Counted tokens equal the upstream's reported totals exactly, for whole and streamed replies, capped and unlimited channels.
@@ -92,15 +92,15 @@ async fn counts_match_reported_usage_exactly() {
             response.bytes().await.unwrap();
         }
         let today = date(2026, 11, 28);
-        let mut used = 0;
-        for _ in 0..200 {
-            used = rig.used(id, today);
+        let used = poll::until("the count to match the upstream", PATIENCE, async || {
+            let used = rig.used(id, today);
             if used == fake.reported_tokens() {
-                break;
+                Ok(used)
+            } else {
+                Err(format!("{used} of {}", fake.reported_tokens()))
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(used, fake.reported_tokens());
+        })
+        .await;
         let view = rig
             .state()
             .counters

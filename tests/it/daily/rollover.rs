@@ -7,6 +7,8 @@ use chrono::Duration;
 use chrono_tz::Tz;
 use sluicegate::model::ChannelId;
 
+use crate::support::poll::{self, PATIENCE};
+
 use super::{DayRig, assert_429, capped_at, date, upstream_reporting, utc, zone};
 
 /// A channel capped at 23:59 serves again at 00:00, and the new day's count starts at 0.
@@ -119,12 +121,10 @@ async fn counts_land_on_the_day_the_request_completes() {
 
     let request = rig.chat("straddles-midnight");
     let (response, ()) = tokio::join!(request, async {
-        for _ in 0..200 {
-            if fake.requests() == 1 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        poll::until("the request to reach the upstream", PATIENCE, async || {
+            fake.requests() >= 1
+        })
+        .await;
         assert_eq!(fake.requests(), 1, "the request reached the upstream");
         let held = rig
             .state()

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::support::gateway::TestGateway;
+use crate::support::poll::{self, PATIENCE};
 use crate::support::upstream::FakeUpstream;
 
 mod body;
@@ -74,21 +75,12 @@ impl Rig {
 
 /// The log row of `request_id`, polling until the batch writer has stored it.
 pub(crate) async fn log_row(gateway: &TestGateway, request_id: &str) -> Value {
-    for _ in 0..100 {
-        let path = "/api/logs?per_page=500";
-        let response = gateway
-            .admin(reqwest::Method::GET, path)
-            .send()
-            .await
-            .unwrap();
-        let logs: Value = response.json().await.unwrap();
-        let rows = logs["items"].as_array().cloned().unwrap_or_default();
-        if let Some(row) = rows.into_iter().find(|row| row["request_id"] == request_id) {
-            return row;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no log row for {request_id}");
+    let what = format!("the log row of {request_id}");
+    poll::until(&what, PATIENCE, async || {
+        let rows = gateway.logs().await;
+        rows.into_iter().find(|row| row["request_id"] == request_id)
+    })
+    .await
 }
 
 pub(crate) fn ask(model: &str) -> Value {
@@ -301,13 +293,11 @@ async fn client_disconnect_mid_stream_is_logged() {
         row["estimated"], true,
         "no usage arrived, so it is estimated: {row}"
     );
-    for _ in 0..100 {
-        if fake.aborted() == 1 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the upstream stream was not cancelled");
+    let cancelled = async || match fake.aborted() {
+        1 => Ok(()),
+        aborted => Err(format!("{aborted} upstream streams aborted")),
+    };
+    poll::until("the upstream stream's cancellation", PATIENCE, cancelled).await;
 }
 
 /// /v1/models lists the group's models cut to the allow-list; a bound key sees its channel's models and is routed only there.

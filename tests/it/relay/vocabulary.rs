@@ -3,10 +3,9 @@
 //! are sized without a tokenizer), and load on the first reply without
 //! usage, after that reply.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
+use crate::support::poll::{self, PATIENCE};
 use crate::support::process::Process;
 use crate::support::upstream::FakeUpstream;
 
@@ -80,6 +79,17 @@ async fn vocabularies_load_only_for_an_estimate() {
         }
     }
     assert!(upstream.reported_tokens() > 0);
+    // A reply is recorded after its estimate, if it needs one, has run on
+    // the blocking pool; once all four are recorded, no load can be late.
+    poll::until("the four replies' `relayed` events", PATIENCE, async || {
+        let seen = relayed(&gateway.output());
+        if seen >= 4 {
+            Ok(())
+        } else {
+            Err(format!("{seen} relayed"))
+        }
+    })
+    .await;
     assert!(
         !gateway.output().contains(LOADED),
         "a vocabulary loaded though every reply reported usage: {}",
@@ -89,13 +99,21 @@ async fn vocabularies_load_only_for_an_estimate() {
     upstream.omit_usage();
     let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
     post(&client, chat, &key, &body).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !gateway.output().contains(LOADED) {
-        assert!(
-            Instant::now() < deadline,
-            "the estimate did not load the vocabulary: {}",
-            gateway.output()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let loaded = async || gateway.output().contains(LOADED);
+    poll::Wait::new("the estimate to load the vocabulary", PATIENCE)
+        .try_until(loaded)
+        .await
+        .unwrap_or_else(|timeout| panic!("{timeout}: {}", gateway.output()));
+}
+
+/// How many `relayed` events (one a finished relay request) `output` holds.
+fn relayed(output: &str) -> usize {
+    output
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| {
+            let fields = event.get("fields").unwrap_or(event);
+            fields["message"] == "relayed"
+        })
+        .count()
 }

@@ -11,6 +11,8 @@ use sluicegate::clock::{Clock, ManualClock, SystemClock};
 use sluicegate::config::Config;
 use sluicegate::server::{self, Running};
 
+use super::poll::{self, PATIENCE};
+
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 pub struct TestGateway {
@@ -137,22 +139,30 @@ impl TestGateway {
         self.client.post(self.url(path)).bearer_auth(key)
     }
 
-    /// Polls the logs API until at least `count` rows exist (logs are written in batches).
+    /// Polls the logs API until at least `count` rows exist (logs are written
+    /// in batches, after the request is counted), at most [`PATIENCE`].
     pub async fn wait_for_logs(&self, count: usize) -> Vec<Value> {
-        for _ in 0..100 {
-            let response = self
-                .admin(reqwest::Method::GET, "/api/logs?per_page=500")
-                .send()
-                .await
-                .expect("logs request");
-            let value: Value = response.json().await.expect("logs json");
-            let items = value["items"].as_array().cloned().unwrap_or_default();
+        let what = format!("{count} request-log rows");
+        poll::until(&what, PATIENCE, async || {
+            let items = self.logs().await;
             if items.len() >= count {
-                return items;
+                Ok(items)
+            } else {
+                Err(format!("{} rows", items.len()))
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("fewer than {count} log rows appeared");
+        })
+        .await
+    }
+
+    /// The stored request-log rows, newest first (at most 500).
+    pub async fn logs(&self) -> Vec<Value> {
+        let response = self
+            .admin(reqwest::Method::GET, "/api/logs?per_page=500")
+            .send()
+            .await
+            .expect("logs request");
+        let value: Value = response.json().await.expect("logs json");
+        value["items"].as_array().cloned().unwrap_or_default()
     }
 
     /// Stops the server gracefully (drains logs, flushes stores).

@@ -9,9 +9,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
+use super::poll::Wait;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_sluicegate");
 pub const STARTUP: Duration = Duration::from_secs(30);
@@ -142,18 +144,14 @@ pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, 
     )
 }
 
+/// Waits for `child` to exit on its own; kills it and panics after `limit`.
 pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("sluicegate did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let exited = Wait::new("sluicegate to exit", limit)
+        .try_until_blocking(|| child.try_wait().expect("try_wait"));
+    exited.unwrap_or_else(|timeout| {
+        let _ = child.kill();
+        panic!("{timeout}");
+    })
 }
 
 /// Copies lines from `pipe` into `output`; the first `listening` line's

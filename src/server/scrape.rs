@@ -7,9 +7,9 @@
 use crate::AppState;
 use crate::cluster::node::{self, Cluster};
 
-use super::exposition::{Exposition, Kind};
-use super::series::Histogram;
-use super::{ChannelLabel, ChannelSeries, Metrics};
+use crate::metrics::exposition::{Exposition, Kind};
+use crate::metrics::series::Histogram;
+use crate::metrics::{ChannelLabel, ChannelSeries, Metrics};
 
 /// The whole exposition for `state`.
 pub fn render(state: &AppState) -> String {
@@ -28,6 +28,18 @@ pub fn render(state: &AppState) -> String {
         &[],
         state.logs.dropped(),
     );
+    if state.cluster().is_none() {
+        out.header(
+            "sluicegate_durable_tokens_total",
+            Kind::Counter,
+            "Counted tokens written to the counter store and fsynced: what a crash would not lose. Single node only; a cluster replicates them instead.",
+        );
+        out.count(
+            "sluicegate_durable_tokens_total",
+            &[],
+            state.metrics.durable_tokens(),
+        );
+    }
     cluster(&mut out, state);
     out.finish()
 }
@@ -56,7 +68,7 @@ fn requests(out: &mut Exposition, metrics: &Metrics) {
     for (key, count) in &series {
         let channel = key.channel.render();
         let status = match key.status {
-            0 => super::OTHER.to_string(),
+            0 => crate::metrics::OTHER.to_string(),
             code => code.to_string(),
         };
         let labels = [

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::AppState;
 use crate::admin::auth::{
@@ -26,7 +27,7 @@ use crate::admin::auth::{
 };
 use crate::i18n::Message;
 
-use super::exposition::CONTENT_TYPE;
+use crate::metrics::exposition::CONTENT_TYPE;
 
 /// The three routes; merged into `app()` at the top level.
 pub fn router() -> Router<AppState> {
@@ -45,7 +46,7 @@ async fn metrics(State(state): State<AppState>, ip: ClientIp, headers: HeaderMap
         if let Err(wait) = state.limiter.check(ip.0, tokio::time::Instant::now()) {
             return too_many_attempts(wait).into_response();
         }
-        if !matches_metrics_token(&state, token)
+        if !matches_metrics_token(&state, token).await
             && let Err(error) = check_token(&state, ip.0, token)
         {
             let mut response = error.into_response();
@@ -64,13 +65,20 @@ async fn metrics(State(state): State<AppState>, ip: ClientIp, headers: HeaderMap
 }
 
 /// Whether `presented` is the metrics token. The file is read on each
-/// check (scrapes are seconds apart), so replacing it rotates the token.
-fn matches_metrics_token(state: &AppState, presented: &str) -> bool {
-    let Some(path) = &state.config.metrics_token_file else {
+/// check, off the async workers (scrapes are seconds apart), so replacing
+/// it rotates the token.
+async fn matches_metrics_token(state: &AppState, presented: &str) -> bool {
+    let Some(path) = state.config.metrics_token_file.clone() else {
         return false;
     };
-    match read_token(path) {
-        Ok(token) => constant_time_eq(&digest(&token), &digest(presented)),
+    let read = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || read_token(&path)
+    })
+    .await
+    .unwrap_or_else(|error| Err(std::io::Error::other(error)));
+    match read {
+        Ok(token) => digest(&token).ct_eq(&digest(presented)).into(),
         Err(error) => {
             tracing::warn!(path = %path.display(), %error, "cannot read the metrics token file");
             false
@@ -93,11 +101,6 @@ pub fn read_token(path: &Path) -> std::io::Result<String> {
 
 fn digest(text: &str) -> [u8; 32] {
     Sha256::digest(text.as_bytes()).into()
-}
-
-/// Compares two digests without an early exit.
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn healthz() -> Response {
@@ -147,12 +150,6 @@ async fn readiness(state: &AppState) -> Result<Option<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digests_compare_by_content() {
-        assert!(constant_time_eq(&digest("a"), &digest("a")));
-        assert!(!constant_time_eq(&digest("a"), &digest("b")));
-    }
 
     /// The token is the file's first line, trimmed; an empty file is refused.
     #[test]
