@@ -50,6 +50,16 @@ impl std::fmt::Display for NodeId {
 /// need and requests never wait for raft).
 pub const COLD_WAIT: Duration = Duration::from_millis(500);
 
+/// A cold start: waits until `warm` holds (every capped candidate has a
+/// lease), looking every 5 ms, for at most [`COLD_WAIT`]. The request then
+/// routes either way: a channel still cold is skipped like a capped one.
+pub async fn await_warm(mut warm: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !warm() && started.elapsed() < COLD_WAIT {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// A node asks for more of a channel's day: the payload of `GrantLease`.
 /// It gets at least `tokens`, or a 1/(2·`voters`) share of the free
 /// headroom if larger, never more than the free headroom under `limit`.

@@ -25,10 +25,19 @@
 //!   retries, timeouts, auto-disable rules); they win over the config file.
 //! - `session` signs the web UI's session cookies and CSRF tokens, and
 //!   rate-limits wrong admin tokens per client IP.
-//! - `metrics` serves `/metrics` (Prometheus), `/healthz` and `/readyz`,
-//!   and exports OpenTelemetry traces with the `otel` feature.
+//! - `metrics` counts what `/metrics` exports (the server renders and
+//!   serves it, with `/healthz` and `/readyz`); `otel` exports
+//!   OpenTelemetry traces with the `otel` feature.
 //! - `ui` serves the embedded web UI (`assets/ui`), with an SPA fallback.
-//! - `cluster` replicates commands with openraft; not wired into the server yet.
+//! - `cluster` replicates commands with openraft (`--node-id`, `--peers`);
+//!   `lease` is how its nodes share a capped channel's day.
+//! - `upstream` is the pooled HTTP client and the channel target (URL and
+//!   auth per channel type); `affinity` remembers which channel served a
+//!   conversation; `durable` writes small files atomically.
+//!
+//! ARCHITECTURE.md has the invariants; `tests/it/architecture.rs` checks
+//! the structural ones (no module cycles, storage engines only in `store`,
+//! the environment read only by `cli`).
 
 pub mod admin;
 pub mod admin_token;

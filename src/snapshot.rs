@@ -3,7 +3,7 @@
 //! atomically (`ArcSwap` in `state`), so a request sees the old view or the
 //! new one, never a mix. Nothing on the request path reads SQLite.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 // Looked up on every request by the client's group, model and key digest:
 // foldhash, not SipHash. The maps are built from admin data only.
@@ -196,13 +196,5 @@ impl Snapshot {
             .get(group)
             .and_then(|models| models.get(model))
             .unwrap_or(&EMPTY)
-    }
-
-    /// Every model some enabled channel of `group` serves, sorted.
-    pub fn models_in_group(&self, group: &str) -> BTreeSet<&str> {
-        self.routes
-            .get(group)
-            .map(|models| models.keys().map(String::as_str).collect())
-            .unwrap_or_default()
     }
 }

@@ -257,16 +257,7 @@ impl AppState {
     pub async fn refresh(&self, refresh: Refresh) -> Result<(), store::Error> {
         if refresh == Refresh::Full {
             let stored = self.store.settings().await?;
-            let next = RuntimeSettings::from_config(&self.config).patched(&stored);
-            let previous = self.settings();
-            if next.connect_timeout != previous.connect_timeout {
-                self.upstream
-                    .store(Arc::new(UpstreamClient::new(next.connect_timeout)));
-            }
-            if next.auto_disable_rules != previous.auto_disable_rules {
-                self.health.set_rules(&next.auto_disable_rules);
-            }
-            self.settings.store(Arc::new(next));
+            self.install(RuntimeSettings::from_config(&self.config).patched(&stored));
             self.load_admin_token().await?;
             let today = self.clock.now().date_naive();
             let since = today.checked_sub_days(Days::new(3)).unwrap_or(today);
@@ -393,8 +384,13 @@ impl AppState {
     /// on them. Returns whether the zone changed (the snapshot's channel
     /// caps are computed in it, so the caller rebuilds the snapshot).
     fn install_settings(&self, patch: &SettingsPatch) -> bool {
+        self.install(self.settings().patched(patch))
+    }
+
+    /// Swaps in `next`, rebuilding what depends on the settings; returns
+    /// whether the zone changed.
+    fn install(&self, next: RuntimeSettings) -> bool {
         let previous = self.settings();
-        let next = previous.patched(patch);
         if next.connect_timeout != previous.connect_timeout {
             self.upstream
                 .store(Arc::new(UpstreamClient::new(next.connect_timeout)));

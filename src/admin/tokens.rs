@@ -199,7 +199,7 @@ pub async fn create(
         key_hash: KeyHash::of(&key),
         key_prefix: key.chars().take(KEY_PREFIX_CHARS).collect(),
         spec,
-        at: Utc::now(),
+        at: state.clock.now(),
     };
     let token = applied_token(state.apply(command).await?)?;
     let created = CreatedToken {

@@ -140,35 +140,15 @@ impl Cluster {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding --cluster-listen {}", config.listen))?;
-        let bound = listener.local_addr()?;
-        tracing::info!(addr = %bound, node_id = config.node_id, "cluster RPC listening");
-        let verifier = Arc::new(Verifier::new(secret));
-        let members = rpc::authenticated(
-            axum::Router::new()
-                .route(MEMBERS_PATH, post(members_handler))
-                .with_state(raft.clone())
-                .merge(reads),
-            Arc::clone(&verifier),
-        );
-        let app = rpc::router(raft.clone(), verifier).merge(members).layer(
-            middleware::from_fn_with_state(network.clone(), note_contact),
-        );
+        tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "cluster RPC listening");
         let stop_rpc = CancellationToken::new();
-        let stop = stop_rpc.clone();
-        let acceptor = tls.map(|tls| tls.acceptor);
-        tracing::info!(tls = acceptor.is_some(), "cluster RPC transport");
-        let serving = tokio::spawn(async move {
-            if let Some(acceptor) = acceptor {
-                super::tls::serve(listener, acceptor, app, stop).await;
-                return;
-            }
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "cluster RPC server failed");
-            }
-        });
+        let rpc_app = Rpc {
+            raft: raft.clone(),
+            network: network.clone(),
+            reads,
+            verifier: Arc::new(Verifier::new(secret)),
+        };
+        let serving = rpc_app.serve(listener, tls.map(|tls| tls.acceptor), stop_rpc.clone());
         match peers::bootstrap(&raft, &peers).await {
             Ok(true) => tracing::info!("this node initialised the cluster"),
             Ok(false) => {}
@@ -402,6 +382,49 @@ impl Cluster {
         if let Some(serving) = serving {
             let _ = serving.await;
         }
+    }
+}
+
+/// What the cluster port serves: raft's RPCs, membership changes and the
+/// cluster-wide reads, all behind the cluster authenticator.
+struct Rpc {
+    raft: Raft<TypeConfig>,
+    network: Network,
+    reads: axum::Router,
+    verifier: Arc<Verifier>,
+}
+
+impl Rpc {
+    /// Serves on `listener` (over TLS with `acceptor`) until `stop`.
+    fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        acceptor: Option<tokio_rustls::TlsAcceptor>,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
+        let members = rpc::authenticated(
+            axum::Router::new()
+                .route(MEMBERS_PATH, post(members_handler))
+                .with_state(self.raft.clone())
+                .merge(self.reads),
+            Arc::clone(&self.verifier),
+        );
+        let app = rpc::router(self.raft, self.verifier)
+            .merge(members)
+            .layer(middleware::from_fn_with_state(self.network, note_contact));
+        tracing::info!(tls = acceptor.is_some(), "cluster RPC transport");
+        tokio::spawn(async move {
+            if let Some(acceptor) = acceptor {
+                super::tls::serve(listener, acceptor, app, stop).await;
+                return;
+            }
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "cluster RPC server failed");
+            }
+        })
     }
 }
 

@@ -13,8 +13,8 @@
     reason = "openraft's storage traits return its large StorageError; helpers return the same type"
 )]
 
-use std::io::{Cursor, Write};
-use std::path::{Path, PathBuf};
+use std::io::Cursor;
+use std::path::Path;
 
 use openraft::{BasicNode, ErrorSubject, ErrorVerb, Snapshot, SnapshotMeta, StorageError};
 use serde::{Deserialize, Serialize};
@@ -78,7 +78,7 @@ pub async fn save(
     let sealed = key
         .seal_bytes(SEAL_CONTEXT, &json)
         .map_err(|error| snapshot_error(ErrorVerb::Write, &error))?;
-    tokio::task::spawn_blocking(move || write_atomically(&path, &sealed))
+    tokio::task::spawn_blocking(move || crate::durable::write_atomic(&path, &sealed, 0o600))
         .await
         .map_err(|error| snapshot_error(ErrorVerb::Write, &error))?
         .map_err(|error| snapshot_error(ErrorVerb::Write, &error))
@@ -101,26 +101,6 @@ pub async fn load(
     serde_json::from_slice(&json)
         .map(Some)
         .map_err(|error| snapshot_error(ErrorVerb::Read, &error))
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = PathBuf::from(format!("{}.tmp", path.display()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temporary, path)?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
 }
 
 fn snapshot_error<E: std::error::Error + 'static>(

@@ -51,8 +51,6 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
-    /// Overrides the code's default status (used to pass upstream 4xx through).
-    pub status: Option<StatusCode>,
 }
 
 impl ApiError {
@@ -62,7 +60,6 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
-            status: None,
         }
     }
 
@@ -92,18 +89,13 @@ impl ApiError {
         self
     }
 
-    pub fn with_status(mut self, status: StatusCode) -> ApiError {
-        self.status = Some(status);
-        self
-    }
-
     pub fn with_retry_after(mut self, seconds: u64) -> ApiError {
         self.retry_after = Some(seconds);
         self
     }
 
     pub fn status(&self) -> StatusCode {
-        self.status.unwrap_or_else(|| self.code.status())
+        self.code.status()
     }
 
     /// Renders the OpenAI envelope `{"error":{"message","type","param","code"}}`.

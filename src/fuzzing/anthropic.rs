@@ -6,8 +6,10 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::{assert_field_error, checked_usage, same_json, saturated};
-use crate::relay::anthropic::{bridge, reply, stream::ChunkTranslator, translate, usage};
-use crate::relay::chat::CHAT;
+use crate::relay::endpoints::anthropic::{
+    bridge, reply, stream::ChunkTranslator, translate, usage,
+};
+use crate::relay::endpoints::chat::CHAT;
 use crate::relay::observe::Seen;
 use crate::relay::sse::SseRelay;
 use crate::relay::usage::RawUsage;

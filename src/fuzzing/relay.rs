@@ -7,17 +7,17 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::{assert_client_error, checked_usage, saturated};
-use crate::relay::anthropic::messages::{COUNT_TOKENS, MESSAGES};
-use crate::relay::audio::speech::SPEECH;
-use crate::relay::audio::{TRANSCRIPTIONS, TRANSLATIONS};
-use crate::relay::chat::CHAT;
-use crate::relay::completions::COMPLETIONS;
-use crate::relay::embeddings::EMBEDDINGS;
 use crate::relay::endpoint::{Endpoint, Parsed, Payload, Prompt, Reply};
-use crate::relay::images::IMAGES;
-use crate::relay::moderations::MODERATIONS;
+use crate::relay::endpoints::anthropic::messages::{COUNT_TOKENS, MESSAGES};
+use crate::relay::endpoints::audio::speech::SPEECH;
+use crate::relay::endpoints::audio::{TRANSCRIPTIONS, TRANSLATIONS};
+use crate::relay::endpoints::chat::CHAT;
+use crate::relay::endpoints::completions::COMPLETIONS;
+use crate::relay::endpoints::embeddings::EMBEDDINGS;
+use crate::relay::endpoints::images::IMAGES;
+use crate::relay::endpoints::moderations::MODERATIONS;
+use crate::relay::endpoints::responses::RESPONSES;
 use crate::relay::observe::Seen;
-use crate::relay::responses::RESPONSES;
 use crate::relay::sse::SseRelay;
 use crate::relay::usage::TextMeasure;
 
@@ -254,7 +254,7 @@ pub fn realtime_frames(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Some(raw) = crate::relay::realtime::response_usage(text) {
+    if let Some(raw) = crate::relay::endpoints::realtime::response_usage(text) {
         assert!(text.contains("response.done"));
         checked_usage(raw);
     }

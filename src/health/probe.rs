@@ -280,7 +280,9 @@ fn models_request(entry: &ChannelEntry, key: &str) -> Result<Request<Full<Bytes>
             let base = entry.channel.spec.base_url.trim_end_matches('/');
             parse_uri(&format!("{base}/models"))?
         }
-        ChannelTarget::Azure { endpoint, query } => {
+        ChannelTarget::Azure {
+            endpoint, query, ..
+        } => {
             let base = endpoint.as_str().trim_end_matches('/');
             parse_uri(&format!("{base}/openai/models?{query}"))?
         }

@@ -17,7 +17,7 @@ use super::channels::{self, IMPORTED_FROM};
 use super::tokens;
 use crate::command::ConfigCommand;
 use crate::model::{Channel, ChannelId, KeyHash, Token, TokenId};
-use crate::store::newapi::{Flavor, SourceDb};
+use crate::store::newapi::{ChannelRow, Flavor, SourceDb, TokenRow};
 
 /// What happens to one source row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,92 +84,113 @@ pub fn plan(
         .map(|token| (&token.key_hash, token))
         .collect();
     let mut commands = Vec::new();
-    let channel_outcomes = source
+    let channels = source
         .channels
         .iter()
-        .map(|row| {
-            let mut outcome = Outcome {
-                source_id: row.id,
-                name: row.name.trim().to_string(),
-                summary: format!("type {}", row.kind),
-                action: Action::Unchanged,
-                notes: Vec::new(),
-            };
-            match channels::map_channel(row, flavor) {
-                Err(reason) => outcome.action = Action::Skip(reason),
-                Ok(mapped) => {
-                    outcome.summary = format!(
-                        "{} {}, {} key(s), {} model(s)",
-                        mapped.spec.kind.as_str(),
-                        mapped.spec.base_url,
-                        mapped.spec.keys.len(),
-                        mapped.spec.models.len()
-                    );
-                    outcome.notes = mapped.notes;
-                    let marker = channels::marker(flavor, row.id);
-                    outcome.action = match by_marker.get(marker.as_str()) {
-                        Some(stored) if stored.spec == mapped.spec => Action::Unchanged,
-                        Some(stored) => {
-                            commands.push(update_channel(stored.id, mapped.spec, at));
-                            Action::Update
-                        }
-                        None => {
-                            commands.push(ConfigCommand::CreateChannel {
-                                spec: mapped.spec,
-                                at,
-                            });
-                            Action::Create
-                        }
-                    };
-                }
-            }
-            outcome
-        })
+        .map(|row| plan_channel(row, flavor, &by_marker, at, &mut commands))
         .collect();
-    let token_outcomes = source
+    let tokens = source
         .tokens
         .iter()
-        .map(|row| {
-            let mut outcome = Outcome {
-                source_id: row.id,
-                name: row.name.trim().to_string(),
-                summary: String::new(),
-                action: Action::Unchanged,
-                notes: Vec::new(),
-            };
-            match tokens::map_token(row, &source.users) {
-                Err(reason) => outcome.action = Action::Skip(reason),
-                Ok(mapped) => {
-                    outcome.summary =
-                        format!("{}…, group {}", mapped.key_prefix, mapped.spec.group);
-                    outcome.notes = mapped.notes;
-                    outcome.action = match by_hash.get(&mapped.key_hash) {
-                        Some(stored) if stored.spec == mapped.spec => Action::Unchanged,
-                        Some(stored) => {
-                            commands.push(update_token(stored.id, mapped.spec));
-                            Action::Update
-                        }
-                        None => {
-                            commands.push(ConfigCommand::CreateToken {
-                                key_hash: mapped.key_hash,
-                                key_prefix: mapped.key_prefix,
-                                spec: mapped.spec,
-                                at,
-                            });
-                            Action::Create
-                        }
-                    };
-                }
-            }
-            outcome
-        })
+        .map(|row| plan_token(row, source, &by_hash, at, &mut commands))
         .collect();
     Plan {
         flavor,
-        channels: channel_outcomes,
-        tokens: token_outcomes,
+        channels,
+        tokens,
         commands,
     }
+}
+
+/// One source channel: what happens to it, and the command that does it.
+fn plan_channel(
+    row: &ChannelRow,
+    flavor: Flavor,
+    by_marker: &HashMap<&str, &Channel>,
+    at: DateTime<Utc>,
+    commands: &mut Vec<ConfigCommand>,
+) -> Outcome {
+    let mut outcome = Outcome {
+        source_id: row.id,
+        name: row.name.trim().to_string(),
+        summary: format!("type {}", row.kind),
+        action: Action::Unchanged,
+        notes: Vec::new(),
+    };
+    let mapped = match channels::map_channel(row, flavor) {
+        Ok(mapped) => mapped,
+        Err(reason) => {
+            outcome.action = Action::Skip(reason);
+            return outcome;
+        }
+    };
+    outcome.summary = format!(
+        "{} {}, {} key(s), {} model(s)",
+        mapped.spec.kind.as_str(),
+        mapped.spec.base_url,
+        mapped.spec.keys.len(),
+        mapped.spec.models.len()
+    );
+    outcome.notes = mapped.notes;
+    let marker = channels::marker(flavor, row.id);
+    outcome.action = match by_marker.get(marker.as_str()) {
+        Some(stored) if stored.spec == mapped.spec => Action::Unchanged,
+        Some(stored) => {
+            commands.push(update_channel(stored.id, mapped.spec, at));
+            Action::Update
+        }
+        None => {
+            commands.push(ConfigCommand::CreateChannel {
+                spec: mapped.spec,
+                at,
+            });
+            Action::Create
+        }
+    };
+    outcome
+}
+
+/// One source key: what happens to it, and the command that does it.
+fn plan_token(
+    row: &TokenRow,
+    source: &SourceDb,
+    by_hash: &HashMap<&KeyHash, &Token>,
+    at: DateTime<Utc>,
+    commands: &mut Vec<ConfigCommand>,
+) -> Outcome {
+    let mut outcome = Outcome {
+        source_id: row.id,
+        name: row.name.trim().to_string(),
+        summary: String::new(),
+        action: Action::Unchanged,
+        notes: Vec::new(),
+    };
+    let mapped = match tokens::map_token(row, &source.users) {
+        Ok(mapped) => mapped,
+        Err(reason) => {
+            outcome.action = Action::Skip(reason);
+            return outcome;
+        }
+    };
+    outcome.summary = format!("{}…, group {}", mapped.key_prefix, mapped.spec.group);
+    outcome.notes = mapped.notes;
+    outcome.action = match by_hash.get(&mapped.key_hash) {
+        Some(stored) if stored.spec == mapped.spec => Action::Unchanged,
+        Some(stored) => {
+            commands.push(update_token(stored.id, mapped.spec));
+            Action::Update
+        }
+        None => {
+            commands.push(ConfigCommand::CreateToken {
+                key_hash: mapped.key_hash,
+                key_prefix: mapped.key_prefix,
+                spec: mapped.spec,
+                at,
+            });
+            Action::Create
+        }
+    };
+    outcome
 }
 
 fn update_channel(

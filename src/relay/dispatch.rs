@@ -105,22 +105,20 @@ pub async fn warm_leases(state: &AppState, route: &Route, demand: Demand) {
     if !state.counters.is_cluster() {
         return;
     }
-    let started = std::time::Instant::now();
-    loop {
+    lease::await_warm(|| {
         let now = state.clock.now();
-        let cold = route
+        // Every cold candidate registers its want, so no short-circuit.
+        route
             .entries()
             .filter(|entry| {
                 state
                     .counters
                     .is_cold(entry.channel.id, entry.cap, demand.estimate(entry), now)
             })
-            .count();
-        if cold == 0 || started.elapsed() >= lease::COLD_WAIT {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+            .count()
+            == 0
+    })
+    .await;
 }
 
 /// The affinity a request arrived with, and the channel it points to.

@@ -4,48 +4,39 @@
 //! It reads only the in-memory snapshot (never SQLite) and hands each finished
 //! request to `meter::finish`, the one place requests are logged and counted.
 //!
-//! - `anthropic`: `POST /v1/messages` (native) and the OpenAI ↔ Anthropic
-//!   translation that lets `anthropic` channels serve chat completions.
+//! The stages every request passes through, in order, are this module's
+//! files; what each API adds is in `endpoints/`.
+//!
+//! - `request_id`: the `x-request-id` middleware for every response.
 //! - `auth`: the client key → its token.
+//! - `body`: the one-pass JSON scanner and spliced edits (no DOM).
+//! - `endpoint`: what an endpoint describes about itself (`Endpoint`).
 //! - `pipeline`: the one path every endpoint runs: parse, candidates,
 //!   attempts with retries, then the reply whole, as events, or as bytes.
-//! - `endpoint`: what an endpoint describes about itself (`Endpoint`).
-//! - `target`: per channel type, where an operation goes and its auth.
-//! - `chat`, `completions`, `embeddings`, `responses`, `images`,
-//!   `moderations`, `audio`: each endpoint family's differences only.
-//! - `observe`: reading usage and text out of stream events.
-//! - `tokenizer`: real BPE counts for OpenAI models, loaded lazily.
+//! - `estimate`, `tokenizer`: the byte bound reserved before a request,
+//!   and real BPE counts for OpenAI models, loaded lazily.
 //! - `dispatch`: which channel each attempt goes to, with the daily cap
 //!   enforced on every path (affinity, selection, retries, bound keys).
-//! - `affinity`: sticky routing for upstream prompt-cache hits.
 //! - `upstream`: one attempt against one channel.
-//! - `stream`, `sse`: relaying a stream event by event.
+//! - `stream`, `sse`, `observe`: relaying a stream event by event (one SSE
+//!   framer), and reading usage and text out of its events.
 //! - `usage`: reported and estimated token counts.
 //! - `meter`: the request-log row, tracing event and daily count of each
 //!   request; the only place the daily counters are charged.
-//! - `models`: `GET /v1/models`.
-//! - `realtime`: `GET /v1/realtime`, the WebSocket proxy.
-//! - `request_id`: the `x-request-id` middleware for every response.
+//! - `endpoints`: the families (`chat`, `completions`, `embeddings`,
+//!   `responses`, `images`, `moderations`, `audio`, `anthropic`, `models`,
+//!   `realtime`).
 
-pub mod anthropic;
-pub mod audio;
 pub mod auth;
 pub mod body;
-pub mod chat;
-pub mod completions;
 pub mod dispatch;
-pub mod embeddings;
 pub mod endpoint;
+pub mod endpoints;
 pub mod estimate;
-pub mod images;
 pub mod meter;
-pub mod models;
-pub mod moderations;
 pub mod observe;
 pub mod pipeline;
-pub mod realtime;
 pub mod request_id;
-pub mod responses;
 pub mod sse;
 pub mod stream;
 pub mod tokenizer;
@@ -83,7 +74,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// A 404 in the envelope of the path's family, as OpenAI answers an invalid URL.
 async fn no_such_route(uri: Uri) -> Response {
     let error = ApiError::new(ErrorCode::NotFound, Message::NotFound);
-    if uri.path().starts_with(anthropic::messages::MESSAGES_PATH) {
+    if uri
+        .path()
+        .starts_with(endpoints::anthropic::messages::MESSAGES_PATH)
+    {
         error.anthropic().into_response()
     } else {
         error.openai().into_response()
@@ -102,17 +96,17 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
 /// Every endpoint the pipeline serves (every `POST` under `/v1`): the
 /// router's routes and the hot path ([`hot`]) are both built from it.
 pub const ENDPOINTS: [&Endpoint; 11] = [
-    &chat::CHAT,
-    &completions::COMPLETIONS,
-    &embeddings::EMBEDDINGS,
-    &responses::RESPONSES,
-    &audio::TRANSCRIPTIONS,
-    &audio::TRANSLATIONS,
-    &audio::speech::SPEECH,
-    &images::IMAGES,
-    &moderations::MODERATIONS,
-    &anthropic::messages::MESSAGES,
-    &anthropic::messages::COUNT_TOKENS,
+    &endpoints::chat::CHAT,
+    &endpoints::completions::COMPLETIONS,
+    &endpoints::embeddings::EMBEDDINGS,
+    &endpoints::responses::RESPONSES,
+    &endpoints::audio::TRANSCRIPTIONS,
+    &endpoints::audio::TRANSLATIONS,
+    &endpoints::audio::speech::SPEECH,
+    &endpoints::images::IMAGES,
+    &endpoints::moderations::MODERATIONS,
+    &endpoints::anthropic::messages::MESSAGES,
+    &endpoints::anthropic::messages::COUNT_TOKENS,
 ];
 
 /// The one list of `/v1` routes: method, path and handler.
@@ -128,8 +122,16 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
     });
     relayed
         .chain([
-            (Method::GET, "/v1/models", get(models::list_models)),
-            (Method::GET, realtime::ENDPOINT, get(realtime::realtime)),
+            (
+                Method::GET,
+                "/v1/models",
+                get(endpoints::models::list_models),
+            ),
+            (
+                Method::GET,
+                endpoints::realtime::ENDPOINT,
+                get(endpoints::realtime::realtime),
+            ),
         ])
         .collect()
 }

@@ -18,15 +18,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use super::auth;
 use super::dispatch::{Candidates, Demand, Dispatch};
 use super::endpoint::{Endpoint, Family, Parsed, Payload, Prompt, Reply};
-use super::meter::{Meter, PromptText};
+use super::endpoints::anthropic;
+use super::meter::{Hold, Meter, PromptText};
 use super::observe::Seen;
 use super::request_id::RequestId;
 use super::sse::SseRelay;
 use super::stream::relay_stream;
 use super::upstream::{self, Failure, Outbound, Success};
-use super::{anthropic, auth};
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::i18n::Message;
@@ -171,69 +172,25 @@ async fn relay(
         let Some((entry, hold)) = dispatch.next_channel() else {
             break;
         };
-        let upstream_model = entry.channel.upstream_model(&parsed.model);
-        let prepared = outbound(entry, endpoint, &parsed, upstream_model, client_headers);
-        let (outbound, key) = match prepared {
-            Ok(ready) => ready,
-            Err(Failure::Rejected {
-                status,
-                content_type,
-                body,
-            }) => {
-                // The request cannot be put to this channel's protocol at
-                // all (an Anthropic translation refused it): a client error.
-                hold.release(&state.counters);
-                meter.respond(status, Some(ErrorCode::InvalidRequest.as_str()));
-                return Ok(verbatim(status, content_type, body));
-            }
-            Err(failure) => {
-                // A channel that cannot take this operation is skipped
-                // without spending an attempt or touching its counter.
-                hold.release(&state.counters);
-                all_unreachable = false;
-                last_failure = Some(failure);
-                continue;
-            }
+        let attempt = Attempt {
+            state,
+            endpoint,
+            parsed: &parsed,
+            client_headers,
+            entry,
         };
-        attempts += 1;
-        let id = entry.channel.id;
-        meter.tried(id, upstream_model);
-        meter.hold(hold);
-        let streams = parsed.reply.streams();
-        let bridged = anthropic::bridge::applies(entry, endpoint.operation);
-        let sent = Instant::now();
-        let attempt = upstream::attempt(state, outbound, key, streams).await;
-        state.metrics.upstream_latency(id, sent.elapsed());
-        match attempt {
-            Ok(success) => {
+        match attempt.run(hold, &mut meter).await {
+            Step::Served(success) => {
                 dispatch.served_by(entry);
-                let success = match bridged {
-                    true => anthropic::bridge::reply(success, state.clock.now().timestamp()),
-                    false => success,
-                };
                 return Ok(deliver(state, endpoint, &parsed, meter, success));
             }
-            Err(Failure::Rejected {
-                status,
-                content_type,
-                body,
-            }) => {
-                meter.attempt_failed((endpoint.reply_usage)(&body));
-                meter.respond(status, Some(ErrorCode::UpstreamRejected.as_str()));
-                let (content_type, body) = match bridged {
-                    true => anthropic::bridge::error_body(status, body, content_type),
-                    false => (content_type, body),
-                };
-                return Ok(verbatim(status, content_type, body));
+            Step::Answered(response) => return Ok(response),
+            Step::Skipped(failure) => {
+                all_unreachable = false;
+                last_failure = Some(failure);
             }
-            Err(failure) => {
-                meter.attempt_failed(failure.reported_usage());
-                tracing::warn!(
-                    request_id = meter.request_id(),
-                    channel = id.0,
-                    ?failure,
-                    "upstream attempt failed"
-                );
+            Step::Failed(failure) => {
+                attempts += 1;
                 all_unreachable &= matches!(failure, Failure::Unreachable(_));
                 last_failure = Some(failure);
             }
@@ -245,6 +202,100 @@ async fn relay(
         return Err(meter.failed(capped(candidates, &parsed.model, seconds)));
     }
     Err(meter.failed(exhausted(attempts, last_failure, all_unreachable)))
+}
+
+/// What one attempt came to.
+enum Step {
+    /// The upstream answered with a success, to deliver.
+    Served(Success),
+    /// An answer for the client as it is: the request cannot be put to
+    /// the channel's protocol, or the upstream rejected it (a 4xx the
+    /// client must see). No other channel would do better.
+    Answered(Response),
+    /// The channel cannot take this operation: skipped without spending
+    /// an attempt or touching its counter.
+    Skipped(Failure),
+    /// The attempt was spent and failed; the next channel may do better.
+    Failed(Failure),
+}
+
+/// One attempt of a request on one channel.
+struct Attempt<'a> {
+    state: &'a AppState,
+    endpoint: &'static Endpoint,
+    parsed: &'a Parsed,
+    client_headers: &'a HeaderMap,
+    entry: &'a ChannelEntry,
+}
+
+impl Attempt<'_> {
+    /// Prepares the request for the channel, sends it under `hold`, and
+    /// judges the answer.
+    async fn run(&self, hold: Hold, meter: &mut Meter) -> Step {
+        let Attempt {
+            state,
+            endpoint,
+            parsed,
+            client_headers,
+            entry,
+        } = *self;
+        let upstream_model = entry.channel.upstream_model(&parsed.model);
+        let (outbound, key) =
+            match outbound(entry, endpoint, parsed, upstream_model, client_headers) {
+                Ok(ready) => ready,
+                Err(Failure::Rejected {
+                    status,
+                    content_type,
+                    body,
+                }) => {
+                    // An Anthropic translation refused the request: a client error.
+                    hold.release(&state.counters);
+                    meter.respond(status, Some(ErrorCode::InvalidRequest.as_str()));
+                    return Step::Answered(verbatim(status, content_type, body));
+                }
+                Err(failure) => {
+                    hold.release(&state.counters);
+                    return Step::Skipped(failure);
+                }
+            };
+        let id = entry.channel.id;
+        meter.tried(id, upstream_model);
+        meter.hold(hold);
+        let bridged = anthropic::bridge::applies(entry, endpoint.operation);
+        let sent = Instant::now();
+        let answer = upstream::attempt(state, outbound, key, parsed.reply.streams()).await;
+        state.metrics.upstream_latency(id, sent.elapsed());
+        match answer {
+            Ok(success) if bridged => Step::Served(anthropic::bridge::reply(
+                success,
+                state.clock.now().timestamp(),
+            )),
+            Ok(success) => Step::Served(success),
+            Err(Failure::Rejected {
+                status,
+                content_type,
+                body,
+            }) => {
+                meter.attempt_failed((endpoint.reply_usage)(&body));
+                meter.respond(status, Some(ErrorCode::UpstreamRejected.as_str()));
+                let (content_type, body) = match bridged {
+                    true => anthropic::bridge::error_body(status, body, content_type),
+                    false => (content_type, body),
+                };
+                Step::Answered(verbatim(status, content_type, body))
+            }
+            Err(failure) => {
+                meter.attempt_failed(failure.reported_usage());
+                tracing::warn!(
+                    request_id = meter.request_id(),
+                    channel = id.0,
+                    ?failure,
+                    "upstream attempt failed"
+                );
+                Step::Failed(failure)
+            }
+        }
+    }
 }
 
 /// The request for one attempt on `entry`: target URL and auth, the content

@@ -19,7 +19,6 @@
 //! This module never logs or prints the key or a plaintext; errors name
 //! files and channels, never contents.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -321,23 +320,7 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
             "refusing to replace an existing key file",
         ));
     }
-    let temporary = path.with_extension("key.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&temporary)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temporary, path)?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
+    crate::durable::write_atomic(path, contents, 0o600)
 }
 
 #[cfg(test)]

@@ -12,6 +12,11 @@
 //! - `azure`: `{base_url}/openai/deployments/{mapped model}/{path}?api-version=V`,
 //!   key in the `api-key` header. `V` is `settings.api_version` when it is a
 //!   non-empty string, else [`DEFAULT_AZURE_API_VERSION`].
+//! - realtime ([`realtime_request`]): the same URL rules with a `ws`/`wss`
+//!   scheme: `{base_url}/realtime?model=M` (openai) and
+//!   `{base_url}/openai/realtime?api-version=V&deployment=M` (azure, where
+//!   `V` defaults to [`DEFAULT_AZURE_REALTIME_API_VERSION`]: realtime is in
+//!   no GA version of the Azure API that [`DEFAULT_AZURE_API_VERSION`] is).
 //! - `anthropic`: `{base_url}/v1/messages` (and `/v1/messages/count_tokens`),
 //!   key in `x-api-key`, `anthropic-version: 2023-06-01` unless the client
 //!   sent its own (`anthropic::bridge::forward_headers`). Chat completions go
@@ -29,6 +34,9 @@ use crate::model::{ChannelSpec, ChannelType};
 /// version current when this was written; set `settings.api_version` to
 /// use preview features such as the Responses API).
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
+/// The Azure API version a realtime session uses when a channel sets none:
+/// Azure serves realtime only in preview versions.
+pub const DEFAULT_AZURE_REALTIME_API_VERSION: &str = "2024-10-01-preview";
 /// The channel setting naming the Azure API version.
 pub const API_VERSION_SETTING: &str = "api_version";
 /// The `anthropic-version` sent when the client named none.
@@ -50,10 +58,12 @@ pub enum Operation {
     Messages,
     /// Anthropic's `POST /v1/messages/count_tokens`.
     MessagesCountTokens,
+    /// `GET /v1/realtime`, the WebSocket session ([`realtime_request`]).
+    Realtime,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 12] = [
         Operation::ChatCompletions,
         Operation::Completions,
         Operation::Embeddings,
@@ -65,6 +75,7 @@ impl Operation {
         Operation::Moderations,
         Operation::Messages,
         Operation::MessagesCountTokens,
+        Operation::Realtime,
     ];
 
     /// The path under the API root (`{base_url}/…` for OpenAI).
@@ -81,6 +92,7 @@ impl Operation {
             Operation::Moderations => "moderations",
             Operation::Messages => "messages",
             Operation::MessagesCountTokens => "messages/count_tokens",
+            Operation::Realtime => "realtime",
         }
     }
 
@@ -99,8 +111,13 @@ impl Operation {
 pub enum ChannelTarget {
     /// One ready URI per operation (`None` if it does not parse).
     Openai { urls: Box<[Option<Uri>]> },
-    /// The resource endpoint and the encoded `api-version=…` query.
-    Azure { endpoint: Url, query: String },
+    /// The resource endpoint and the encoded `api-version=…` query, for
+    /// HTTP operations and for realtime.
+    Azure {
+        endpoint: Url,
+        query: String,
+        realtime_query: String,
+    },
     /// The host, as the Anthropic SDK takes it.
     Anthropic { host: Url },
     /// The base URL does not parse (admin validation prevents that).
@@ -124,7 +141,8 @@ impl ChannelTarget {
             ChannelType::Azure => match Url::parse(base) {
                 Ok(endpoint) if !endpoint.cannot_be_a_base() => ChannelTarget::Azure {
                     endpoint,
-                    query: azure_query(&spec.settings),
+                    query: azure_query(&spec.settings, DEFAULT_AZURE_API_VERSION),
+                    realtime_query: azure_query(&spec.settings, DEFAULT_AZURE_REALTIME_API_VERSION),
                 },
                 _ => ChannelTarget::Invalid { kind: spec.kind },
             },
@@ -136,11 +154,11 @@ impl ChannelTarget {
     }
 }
 
-/// `api-version=…`, percent-encoded once.
-fn azure_query(settings: &Map<String, Value>) -> String {
+/// `api-version=…` (the channel's, else `default`), percent-encoded once.
+fn azure_query(settings: &Map<String, Value>, default: &str) -> String {
     let version = match settings.get(API_VERSION_SETTING) {
         Some(Value::String(version)) if !version.trim().is_empty() => version.trim(),
-        _ => DEFAULT_AZURE_API_VERSION,
+        _ => default,
     };
     let mut query = Url::parse("http://query.invalid/").ok();
     if let Some(url) = query.as_mut() {
@@ -205,7 +223,9 @@ pub fn upstream_request(
             let url = url.ok_or(TargetError::BadBaseUrl)?;
             (url, header::AUTHORIZATION, format!("Bearer {key}"))
         }
-        ChannelTarget::Azure { endpoint, query } => {
+        ChannelTarget::Azure {
+            endpoint, query, ..
+        } => {
             let url = azure_url(endpoint, query, upstream_model, operation)?;
             (
                 uri(&url)?,
@@ -234,6 +254,67 @@ pub fn upstream_request(
         );
     }
     Ok(UpstreamRequest { uri: url, headers })
+}
+
+/// Where a realtime session goes and the header that authenticates it.
+#[derive(Debug)]
+pub struct RealtimeRequest {
+    /// A `ws` or `wss` URL.
+    pub url: Url,
+    pub auth: (HeaderName, HeaderValue),
+}
+
+/// The WebSocket URL and auth header of a realtime session on a channel's
+/// `target` for `upstream_model`.
+pub fn realtime_request(
+    target: &ChannelTarget,
+    upstream_model: &str,
+    key: &str,
+) -> Result<RealtimeRequest, TargetError> {
+    let (mut url, name, value) = match target {
+        ChannelTarget::Openai { urls } => {
+            let uri = urls.get(Operation::Realtime.index()).cloned().flatten();
+            let uri = uri.ok_or(TargetError::BadBaseUrl)?;
+            let mut url = Url::parse(&uri.to_string()).map_err(|_| TargetError::BadBaseUrl)?;
+            url.query_pairs_mut().append_pair("model", upstream_model);
+            (url, header::AUTHORIZATION, format!("Bearer {key}"))
+        }
+        ChannelTarget::Azure {
+            endpoint,
+            realtime_query,
+            ..
+        } => {
+            let mut url = endpoint.clone();
+            url.path_segments_mut()
+                .map_err(|_| TargetError::BadBaseUrl)?
+                .pop_if_empty()
+                .extend(["openai", "realtime"]);
+            url.set_query(Some(realtime_query));
+            url.query_pairs_mut()
+                .append_pair("deployment", upstream_model);
+            (url, HeaderName::from_static("api-key"), key.to_string())
+        }
+        ChannelTarget::Anthropic { .. } => {
+            return Err(TargetError::Unsupported {
+                kind: ChannelType::Anthropic.as_str(),
+                path: Operation::Realtime.path(),
+            });
+        }
+        ChannelTarget::Invalid { .. } => return Err(TargetError::BadBaseUrl),
+    };
+    let scheme = match url.scheme() {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        _ => return Err(TargetError::BadBaseUrl),
+    };
+    url.set_scheme(scheme)
+        .map_err(|()| TargetError::BadBaseUrl)?;
+    let mut value = HeaderValue::from_str(&value).map_err(|_| TargetError::BadKey)?;
+    value.set_sensitive(true);
+    Ok(RealtimeRequest {
+        url,
+        auth: (name, value),
+    })
 }
 
 /// A parsed URL as the client's URI.
@@ -352,7 +433,10 @@ mod tests {
                 "https://r.openai.azure.com/",
                 settings,
             ));
-            let ChannelTarget::Azure { endpoint, query } = target else {
+            let ChannelTarget::Azure {
+                endpoint, query, ..
+            } = target
+            else {
                 panic!("azure target expected");
             };
             let url = azure_url(&endpoint, &query, "gpt 4o", Operation::ChatCompletions);
@@ -362,6 +446,63 @@ mod tests {
                     "https://r.openai.azure.com/openai/deployments/gpt%204o/chat/completions?api-version={version}"
                 ))
             );
+        }
+    }
+
+    /// Realtime goes through the same target: ws/wss per the base URL's
+    /// scheme, the model as a query (openai) or the deployment (azure, with
+    /// its own default API version unless the channel sets one), never to
+    /// an anthropic channel, and never over another scheme.
+    #[test]
+    fn realtime_urls() {
+        let cases = [
+            (
+                ChannelType::Openai,
+                "http://127.0.0.1:9/v1",
+                Value::Null,
+                Some("ws://127.0.0.1:9/v1/realtime?model=gpt-rt"),
+            ),
+            (
+                ChannelType::Openai,
+                "https://api.openai.com/v1/",
+                Value::Null,
+                Some("wss://api.openai.com/v1/realtime?model=gpt-rt"),
+            ),
+            (
+                ChannelType::Azure,
+                "https://r.openai.azure.com",
+                Value::Null,
+                Some(
+                    "wss://r.openai.azure.com/openai/realtime?api-version=2024-10-01-preview&deployment=gpt-rt",
+                ),
+            ),
+            (
+                ChannelType::Azure,
+                "https://r.openai.azure.com/",
+                serde_json::json!({"api_version": "2025-04-01-preview"}),
+                Some(
+                    "wss://r.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=gpt-rt",
+                ),
+            ),
+            (ChannelType::Openai, "ftp://x/v1", Value::Null, None),
+            (
+                ChannelType::Anthropic,
+                "https://api.anthropic.com",
+                Value::Null,
+                None,
+            ),
+        ];
+        for (kind, base, settings, expected) in cases {
+            let target = ChannelTarget::new(&spec(kind, base, settings));
+            let request = realtime_request(&target, "gpt-rt", "sk-1");
+            assert_eq!(
+                request.as_ref().ok().map(|request| request.url.as_str()),
+                expected,
+                "{base}"
+            );
+            if let Ok(request) = request {
+                assert!(request.auth.1.is_sensitive());
+            }
         }
     }
 }

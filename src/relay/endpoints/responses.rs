@@ -13,9 +13,9 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
-use super::usage::TextMeasure;
 use crate::error::ApiError;
+use crate::relay::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
+use crate::relay::usage::TextMeasure;
 use crate::upstream::target::Operation;
 
 pub static RESPONSES: Endpoint = Endpoint {

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::completions::input_tokens;
-use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
 use crate::error::ApiError;
+use crate::relay::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
 use crate::upstream::target::Operation;
 
 pub static EMBEDDINGS: Endpoint = Endpoint {

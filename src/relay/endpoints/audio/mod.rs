@@ -25,10 +25,10 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
-use super::usage::{RawUsage, TextMeasure};
 use crate::error::ApiError;
 use crate::i18n::Message;
+use crate::relay::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
+use crate::relay::usage::{RawUsage, TextMeasure};
 use crate::upstream::target::Operation;
 
 pub static TRANSCRIPTIONS: Endpoint = Endpoint {

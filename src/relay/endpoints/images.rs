@@ -10,8 +10,8 @@
 use axum::http::HeaderMap;
 use bytes::Bytes;
 
-use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
 use crate::error::ApiError;
+use crate::relay::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
 use crate::upstream::target::Operation;
 
 pub static IMAGES: Endpoint = Endpoint {

@@ -9,8 +9,8 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 
 use super::embeddings;
-use super::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
 use crate::error::ApiError;
+use crate::relay::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
 use crate::upstream::target::Operation;
 
 pub static MODERATIONS: Endpoint = Endpoint {

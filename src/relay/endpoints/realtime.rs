@@ -54,18 +54,18 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message as UpstreamMessage};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use super::auth;
-use super::dispatch::{Candidates, Demand, Dispatch};
-use super::meter::Meter;
-use super::pipeline::{capped, exhausted, model_not_found};
-use super::request_id::RequestId;
-use super::upstream::{self, Failure};
-use super::usage::RawUsage;
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode, OpenAiError};
 use crate::i18n::Message;
-use crate::model::ChannelType;
+use crate::relay::auth;
+use crate::relay::dispatch::{Candidates, Demand, Dispatch};
+use crate::relay::meter::Meter;
+use crate::relay::pipeline::{capped, exhausted, model_not_found};
+use crate::relay::request_id::RequestId;
+use crate::relay::upstream::{self, Failure};
+use crate::relay::usage::RawUsage;
 use crate::snapshot::ChannelEntry;
+use crate::upstream::target::realtime_request;
 
 pub const ENDPOINT: &str = "/v1/realtime";
 
@@ -76,8 +76,6 @@ const BETA_PROTOCOL: &str = "openai-beta.realtime-v1";
 /// The subprotocols the gateway accepts and echoes back.
 const ACCEPTED_PROTOCOLS: [&str; 1] = ["realtime"];
 const OPENAI_BETA: &str = "openai-beta";
-/// Azure's API version when the channel's `settings.api_version` names none.
-const AZURE_DEFAULT_API_VERSION: &str = "2024-10-01-preview";
 /// How long the upstream may take to finish after the client closed, so
 /// that a `response.done` already in flight is still counted.
 const CLOSE_DRAIN: Duration = Duration::from_secs(5);
@@ -99,7 +97,7 @@ pub async fn realtime(
     let started = Instant::now();
     let snapshot = state.snapshot();
     let token = auth::authenticate(&auth_headers(&headers), &snapshot, state.clock.now())
-        .map_err(|error| super::rejected(&request_id, ENDPOINT, error))?;
+        .map_err(|error| crate::relay::rejected(&request_id, ENDPOINT, error))?;
     let mut meter = Meter::start(&state, &request_id, token.id, ENDPOINT, started);
     let upgrade = upgrade.map_err(|rejection| {
         meter.fail(ApiError::new(
@@ -113,7 +111,7 @@ pub async fn realtime(
         Ok(Query(RealtimeQuery { model: Some(model) })) if !model.is_empty() => model,
         _ => return Err(meter.fail(ApiError::invalid("model", Message::ModelRequired))),
     };
-    meter.request(&model, true, super::meter::PromptText::Known(0));
+    meter.request(&model, true, crate::relay::meter::PromptText::Known(0));
     if !token.allows_model(&model) {
         return Err(meter.fail(model_not_found(&model)));
     }
@@ -125,7 +123,7 @@ pub async fn realtime(
         prompt: 0,
         completion: None,
     };
-    super::dispatch::warm_leases(&state, candidates.route(), demand).await;
+    crate::relay::dispatch::warm_leases(&state, candidates.route(), demand).await;
     let dispatch = Dispatch::new(&state, candidates.route(), demand, request_id.as_str());
     let beta = beta_header(&headers);
     let session = Session {
@@ -267,7 +265,8 @@ async fn connect(
     }
 }
 
-/// The upstream handshake request: URL, the channel's key, `OpenAI-Beta`.
+/// The upstream handshake request: URL and auth from the channel's target
+/// (`upstream::target::realtime_request`), plus `OpenAI-Beta`.
 fn upstream_request(
     entry: &ChannelEntry,
     upstream_model: &str,
@@ -280,37 +279,15 @@ fn upstream_request(
     let key = entry
         .next_key()
         .ok_or_else(|| failed("the channel has no upstream key"))?;
-    let spec = &entry.channel.spec;
-    let mut url = websocket_base(&spec.base_url)
-        .ok_or_else(|| failed("the channel's base URL is not http(s)"))?;
-    let (name, value) = match spec.kind {
-        ChannelType::Openai => {
-            push_path(&mut url, &["realtime"]);
-            url.query_pairs_mut().append_pair("model", upstream_model);
-            (header::AUTHORIZATION.as_str(), format!("Bearer {key}"))
-        }
-        ChannelType::Azure => {
-            let version = spec
-                .settings
-                .get("api_version")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or(AZURE_DEFAULT_API_VERSION);
-            push_path(&mut url, &["openai", "realtime"]);
-            url.query_pairs_mut()
-                .append_pair("api-version", version)
-                .append_pair("deployment", upstream_model);
-            ("api-key", key.to_string())
-        }
-        ChannelType::Anthropic => {
-            return Err(failed("anthropic channels do not serve realtime"));
-        }
-    };
-    let mut request = url
+    let target = realtime_request(&entry.target, upstream_model, key)
+        .map_err(|error| failed(&error.to_string()))?;
+    let mut request = target
+        .url
         .as_str()
         .into_client_request()
         .map_err(|error| failed(&format!("building the upstream request: {error}")))?;
     let headers = request.headers_mut();
-    let value = HeaderValue::from_str(&value).map_err(|_| failed("the upstream key is invalid"))?;
+    let (name, value) = target.auth;
     headers.insert(name, value);
     if let Some(beta) = beta {
         headers.insert(OPENAI_BETA, beta.clone());
@@ -320,24 +297,6 @@ fn upstream_request(
         HeaderValue::from_static(concat!("sluicegate/", env!("CARGO_PKG_VERSION"))),
     );
     Ok(request)
-}
-
-/// `base_url` with `http`→`ws` and `https`→`wss`.
-fn websocket_base(base_url: &str) -> Option<reqwest::Url> {
-    let mut url = reqwest::Url::parse(base_url).ok()?;
-    let scheme = match url.scheme() {
-        "http" | "ws" => "ws",
-        "https" | "wss" => "wss",
-        _ => return None,
-    };
-    url.set_scheme(scheme).ok()?;
-    Some(url)
-}
-
-fn push_path(url: &mut reqwest::Url, segments: &[&str]) {
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty().extend(segments);
-    }
 }
 
 /// The TLS client config for `wss://` upstreams: rustls with the ring
@@ -613,28 +572,5 @@ mod tests {
             auth_headers(&headers).get(header::AUTHORIZATION).unwrap(),
             "Bearer sk-h"
         );
-    }
-
-    /// http becomes ws, https wss; other schemes are refused.
-    #[test]
-    fn websocket_urls() {
-        let cases = [
-            (
-                "http://127.0.0.1:9/v1",
-                Some("ws://127.0.0.1:9/v1/realtime"),
-            ),
-            (
-                "https://api.openai.com/v1/",
-                Some("wss://api.openai.com/v1/realtime"),
-            ),
-            ("ftp://x/v1", None),
-        ];
-        for (base, expected) in cases {
-            let url = websocket_base(base).map(|mut url| {
-                push_path(&mut url, &["realtime"]);
-                url.to_string()
-            });
-            assert_eq!(url.as_deref(), expected, "{base}");
-        }
     }
 }

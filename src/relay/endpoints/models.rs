@@ -10,11 +10,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Serialize;
 
-use super::auth;
-use super::request_id::RequestId;
 use crate::AppState;
 use crate::error::OpenAiError;
 use crate::model::Token;
+use crate::relay::auth;
+use crate::relay::request_id::RequestId;
 use crate::snapshot::Snapshot;
 
 const ENDPOINT: &str = "/v1/models";
@@ -41,7 +41,7 @@ pub async fn list_models(
 ) -> Result<Json<ModelList>, OpenAiError> {
     let snapshot = state.snapshot();
     let token = auth::authenticate(&headers, &snapshot, state.clock.now())
-        .map_err(|error| super::rejected(&request_id, ENDPOINT, error))?;
+        .map_err(|error| crate::relay::rejected(&request_id, ENDPOINT, error))?;
     let data = usable_models(&snapshot, &token)
         .into_iter()
         .map(|(id, created)| ModelEntry {
