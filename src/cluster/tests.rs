@@ -393,3 +393,94 @@ async fn leases_are_granted_within_the_limit_and_travel_in_snapshots() {
             .is_empty()
     );
 }
+
+/// `Prune` and a channel's deletion change the counters at their place in
+/// the log, the same on every node however the entries are batched: a
+/// count written just before a prune in the same batch is pruned with the
+/// rest, and one written after it stays; a deleted channel's counts and
+/// leases go with it; a replayed prune changes nothing more.
+#[tokio::test]
+async fn prune_and_delete_apply_at_their_log_position() {
+    let log = || {
+        vec![
+            entry(
+                1,
+                ClusterRequest::command(ConfigCommand::CreateChannel {
+                    spec: spec("one"),
+                    at: at(1),
+                }),
+            ),
+            entry(
+                2,
+                ClusterRequest::command(ConfigCommand::CreateChannel {
+                    spec: spec("two"),
+                    at: at(2),
+                }),
+            ),
+            entry(3, ClusterRequest::command(usage(1, 10, 100))),
+            entry(4, ClusterRequest::command(usage(2, 27, 200))),
+            entry(
+                5,
+                ClusterRequest::command(UsageCommand::GrantLease(crate::lease::LeaseRequest {
+                    channel_id: ChannelId(2),
+                    date: date(27),
+                    node_id: crate::lease::NodeId(2),
+                    tokens: 50,
+                    limit: 10_000,
+                    voters: 2,
+                })),
+            ),
+            entry(6, ClusterRequest::command(usage(1, 11, 300))),
+            entry(
+                7,
+                ClusterRequest::command(UsageCommand::Prune {
+                    counts_before: date(20),
+                    leases_before: date(20),
+                }),
+            ),
+            entry(8, ClusterRequest::command(usage(1, 12, 400))),
+            entry(
+                9,
+                ClusterRequest::command(ConfigCommand::DeleteChannel { id: ChannelId(2) }),
+            ),
+        ]
+    };
+    let counts = |deltas: Vec<UsageDelta>| -> Vec<(i64, u32, u64)> {
+        let mut counts: Vec<_> = deltas
+            .into_iter()
+            .map(|delta| {
+                (
+                    delta.channel_id.0,
+                    delta.date.format("%d").to_string().parse().unwrap(),
+                    delta.tokens,
+                )
+            })
+            .collect();
+        counts.sort();
+        counts
+    };
+    let (whole_dir, split_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (whole, mut whole_machine) = open(&whole_dir);
+    let (split, mut split_machine) = open(&split_dir);
+    let replies = whole_machine.apply(log()).await.unwrap();
+    // Entry 7 answers with what it removed: the two counts of days 10 and 11.
+    assert_eq!(
+        replies[6].results,
+        vec![AppliedResult::Ok(AppliedData::Pruned(2))]
+    );
+    let mut entries = log();
+    let rest = entries.split_off(6);
+    split_machine.apply(entries).await.unwrap();
+    split_machine.apply(rest).await.unwrap();
+    let expected = vec![(1, 12, 400)];
+    assert_eq!(counts(whole.usage_since(date(1)).await.unwrap()), expected);
+    assert_eq!(counts(split.usage_since(date(1)).await.unwrap()), expected);
+    // Channel 2 was deleted at entry 9: its count and lease went with it.
+    assert!(whole.leases_of(crate::lease::NodeId(2)).unwrap().is_empty());
+    assert!(split.leases_of(crate::lease::NodeId(2)).unwrap().is_empty());
+    // Replaying the tail changes no count.
+    let mut replay = log();
+    let tail = replay.split_off(6);
+    split_machine.apply(tail).await.unwrap();
+    assert_eq!(counts(split.usage_since(date(1)).await.unwrap()), expected);
+}

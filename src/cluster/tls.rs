@@ -89,16 +89,17 @@ fn certificates(path: &Path, flag: &str) -> anyhow::Result<Vec<CertificateDer<'s
 
 /// Serves `app` over TLS on `listener` until `stop` fires. A handshake
 /// that fails (a plaintext or untrusting client) is logged at debug and
-/// costs only that connection.
+/// costs only that connection. Returns once every connection has ended.
 pub async fn serve(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     app: axum::Router,
     stop: CancellationToken,
 ) {
+    let connections = tokio_util::task::TaskTracker::new();
     loop {
         let accepted = tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -112,8 +113,12 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let app = app.clone();
         let stop = stop.clone();
-        tokio::spawn(async move {
-            let stream = match acceptor.accept(stream).await {
+        connections.spawn(async move {
+            let handshake = tokio::select! {
+                () = stop.cancelled() => return,
+                handshake = acceptor.accept(stream) => handshake,
+            };
+            let stream = match handshake {
                 Ok(stream) => stream,
                 Err(error) => {
                     tracing::warn!(%peer, %error, "cluster RPC TLS handshake refused");
@@ -133,4 +138,6 @@ pub async fn serve(
             }
         });
     }
+    connections.close();
+    connections.wait().await;
 }

@@ -152,11 +152,11 @@ async fn auto_disable_false_is_never_disabled() {
             502
         );
     }
-    // A disable is applied on a spawned task, so "still enabled" proves
+    // A disable is applied by the disabler task, so "still enabled" proves
     // nothing until a disable reported later has landed: the control
-    // channel's. On this one-thread runtime spawned tasks start in order
-    // and take the state's write lock in order, so a disable of the
-    // stubborn channel would have landed first.
+    // channel's. The disabler applies decisions one at a time in the order
+    // they were reported (one queue), so a disable of the stubborn channel
+    // would have landed first.
     assert_eq!(rig.chat("control", &ask("c")).await.status(), 502);
     wait_for_status(&rig.gateway, control_id, "auto_disabled").await;
     let channel = channel_json(&rig.gateway, id).await;
