@@ -2,17 +2,22 @@
 //! axum's plain text: a JSON body ([`Json`], or [`OptionalJson`] where it
 //! may be left out), a query string ([`Query`]) and an integer path id ([`Id`]).
 //!
-//! serde reports where a value went wrong (axum tracks the path with
-//! `serde_path_to_error`); these extractors turn that into the dotted `field`
-//! of the error (`models.0`, `settings`, `foo` for an unknown field) so a
-//! client can point at the offending input.
+//! Bodies and queries are deserialized through `serde_path_to_error`, whose
+//! [`Path`] says where a value went wrong; it becomes the dotted `field` of
+//! the error (`models.0`, `settings.auto_disable`, `foo` for an unknown
+//! field) so a client can point at the offending input. The path is read
+//! from that structure, not from an error message's text; only the name of
+//! a missing or repeated field, which serde puts in no path, comes from
+//! serde's fixed wording ([`named_field`]).
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+use serde_path_to_error::{Path, Segment};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::i18n::Message;
@@ -34,10 +39,7 @@ where
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(body_error)?;
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_error(&rejection)),
-        }
+        from_json(&bytes).map(Json)
     }
 }
 
@@ -59,10 +61,7 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(value)) => Ok(OptionalJson(value)),
-            Err(rejection) => Err(json_error(&rejection)),
-        }
+        from_json(&bytes).map(OptionalJson)
     }
 }
 
@@ -78,10 +77,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
-            Ok(axum::extract::Query(value)) => Ok(Query(value)),
-            Err(rejection) => Err(query_error(&rejection)),
-        }
+        from_query(parts.uri.query().unwrap_or_default()).map(Query)
     }
 }
 
@@ -124,46 +120,46 @@ fn body_error(rejection: BytesRejection) -> ApiError {
     }
 }
 
-const JSON_DATA_PREFIX: &str = "Failed to deserialize the JSON body into the target type: ";
-const QUERY_PREFIX: &str = "Failed to deserialize query string: ";
+/// How a malformed body's detail starts, as axum worded it before these
+/// extractors parsed bodies themselves; `fuzzing::admin` recognises a syntax
+/// error by it.
+const JSON_SYNTAX_PREFIX: &str = "Failed to parse the request body as JSON";
 
-fn json_error(rejection: &JsonRejection) -> ApiError {
-    let text = rejection.body_text();
-    match rejection {
-        // The text is "<prefix><path>: <serde message> at line L column C",
-        // where `<path>` is serde_path_to_error's rendering ("." for the root).
-        // At the root the path is left out altogether.
-        JsonRejection::JsonDataError(_) => match text.strip_prefix(JSON_DATA_PREFIX) {
-            Some(rest) => match split_path(rest) {
-                Some((path, message)) => located_error(path, without_position(message)),
-                None => located_error(".", without_position(rest)),
-            },
-            None => invalid_value(text),
-        },
-        // Syntax errors keep serde's line and column: they help find the typo.
-        _ => invalid_value(text),
+/// One whole JSON value into `T`, with nothing but whitespace after it.
+fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
+    deserializer
+        .end()
+        .map_err(|error| invalid_value(format!("{JSON_SYNTAX_PREFIX}: {error}")))?;
+    Ok(value)
+}
+
+/// A query string into `T`, which names its fields (a struct).
+fn from_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let pairs = form_urlencoded::parse(query.as_bytes());
+    serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs))
+        .map_err(|error| located_error(error.path(), &error.inner().to_string()))
+}
+
+fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    match error.inner().classify() {
+        // Well-formed JSON that does not fit `T`: name the field.
+        Category::Data => located_error(error.path(), &without_position(error.inner())),
+        // Syntax errors name no field (the body may stop anywhere) and keep
+        // the path, line and column in the detail: they help find the typo.
+        Category::Syntax | Category::Eof | Category::Io => {
+            invalid_value(format!("{JSON_SYNTAX_PREFIX}: {error}"))
+        }
     }
 }
 
-fn query_error(rejection: &QueryRejection) -> ApiError {
-    let text = rejection.body_text();
-    match text
-        .strip_prefix(QUERY_PREFIX)
-        .and_then(|rest| rest.split_once(": "))
-    {
-        Some((path, message)) => located_error(path, message),
-        None => invalid_value(text),
-    }
-}
-
-/// An error at serde path `path` with serde's `message`, as a 400 whose
-/// `field` is the dotted path. A missing or duplicated field is reported at
-/// its parent by serde, so its name is appended here.
-fn located_error(path: &str, message: &str) -> ApiError {
+/// An error at `path` with serde's `message`, as a 400 whose `field` is the
+/// dotted path. serde reports a missing or duplicated field at its parent,
+/// so its name is appended.
+fn located_error(path: &Path, message: &str) -> ApiError {
     let mut field = dotted(path);
-    let named =
-        backticked(message, "missing field `").or_else(|| backticked(message, "duplicate field `"));
-    if let Some(name) = named {
+    if let Some(name) = named_field(message) {
         if !field.is_empty() {
             field.push('.');
         }
@@ -177,118 +173,268 @@ fn located_error(path: &str, message: &str) -> ApiError {
     }
 }
 
-/// `a.b[0]` → `a.b.0`; the root (`.`) → empty.
-fn dotted(path: &str) -> String {
-    if path == "." {
-        return String::new();
-    }
-    path.replace("][", ".").replace('[', ".").replace(']', "")
-}
-
-/// The name between `prefix` and the next backtick, if `message` starts with `prefix`.
-fn backticked<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
-    message.strip_prefix(prefix)?.split('`').next()
-}
-
-/// Messages serde produces itself; text starting with one is at the root,
-/// not `<path>: <message>`.
-const SERDE_MESSAGE_STARTS: [&str; 8] = [
-    "missing field `",
-    "invalid type: ",
-    "invalid value: ",
-    "invalid length ",
-    "unknown variant `",
-    "unknown field `",
-    "duplicate field `",
-    "expected ",
-];
-
-/// Splits "<path>: <message>", or `None` if the text is a root-level message.
-fn split_path(text: &str) -> Option<(&str, &str)> {
-    if SERDE_MESSAGE_STARTS
+/// `models[1]` → `models.1`, `settings.auto_disable` as it is, the root →
+/// empty. A map key is kept whole, whatever characters it holds.
+fn dotted(path: &Path) -> String {
+    let segments: Vec<String> = path
         .iter()
-        .any(|start| text.starts_with(start))
-    {
-        return None;
-    }
-    text.split_once(": ")
+        .map(|segment| match segment {
+            Segment::Seq { index } => index.to_string(),
+            Segment::Map { key } | Segment::Enum { variant: key } => key.clone(),
+            // A step serde_path_to_error could not name (such as a map key
+            // that is no string or number); it prints `?` for it too.
+            Segment::Unknown => "?".to_string(),
+        })
+        .collect();
+    segments.join(".")
 }
 
-/// serde_json's message without its " at line L column C" suffix.
-fn without_position(message: &str) -> &str {
-    match message.rfind(" at line ") {
-        Some(index) if message[index..].contains(" column ") => &message[..index],
-        _ => message,
+/// The field named by serde's `missing field` or `duplicate field` error.
+///
+/// These are the one place where the name is only in the message: serde
+/// raises them from the struct's visitor, after the map has been read, so no
+/// path segment holds the name, and `serde_json::Error` keeps no structured
+/// copy. The wording is the default of `serde::de::Error::missing_field` and
+/// `duplicate_field`, which serde_json and serde_urlencoded both use; a test
+/// below breaks if it ever changes.
+fn named_field(message: &str) -> Option<&str> {
+    ["missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name)
+}
+
+/// serde_json's message without the " at line L column C" it appends when it
+/// knows the position (it has no accessor for the message alone). The suffix
+/// is rebuilt from `line()` and `column()`, so only that exact text goes.
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    if error.line() == 0 {
+        return text;
+    }
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&suffix) {
+        Some(message) => message.to_string(),
+        None => text,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
     use super::*;
 
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only deserialized, to see where it fails")]
+    struct Body {
+        models: Vec<String>,
+        #[serde(default)]
+        groups: Vec<String>,
+        #[serde(default)]
+        priority: i64,
+        #[serde(default)]
+        model_mapping: BTreeMap<String, String>,
+        settings: Option<Settings>,
+        #[serde(default)]
+        kind: Kind,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only deserialized, to see where it fails")]
+    struct Settings {
+        daily_token_limit: u64,
+        auto_disable: Option<bool>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        #[default]
+        Openai,
+        Anthropic,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only deserialized, to see where it fails")]
+    struct Page {
+        page: Option<u32>,
+        status: Option<Kind>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[expect(dead_code, reason = "only deserialized, to see where it fails")]
+    struct Required {
+        since: String,
+    }
+
+    fn detail(error: &ApiError) -> String {
+        match &error.message {
+            crate::error::Text::Catalog(Message::InvalidValue { detail }) => detail.clone(),
+            other => format!("not InvalidValue: {other:?}"),
+        }
+    }
+
+    /// Every data error in a body names the exact path at fault, with
+    /// serde's message (without its position) as the detail.
     #[test]
-    fn serde_paths_become_dotted_fields() {
+    fn body_errors_name_the_field() {
         let cases = [
-            (".", "invalid type: string \"x\", expected i64", None),
             (
-                "priority",
-                "invalid type: string \"x\", expected i64",
+                r#"{"models": [], "priority": "x"}"#,
                 Some("priority"),
+                r#"invalid type: string "x", expected i64"#,
             ),
             (
-                "models[0]",
+                r#"{"models": ["a", 1]}"#,
+                Some("models.1"),
                 "invalid type: integer `1`, expected a string",
-                Some("models.0"),
             ),
             (
-                "foo",
-                "unknown field `foo`, expected one of `name`",
+                r#"{"models": [], "foo": 1}"#,
                 Some("foo"),
+                "unknown field `foo`, expected one of `models`, `groups`, `priority`, \
+                 `model_mapping`, `settings`, `kind`",
             ),
-            (".", "missing field `models`", Some("models")),
+            (r#"{}"#, Some("models"), "missing field `models`"),
             // Found by the admin_channel_body fuzz target: a repeated key
             // was a 400 naming no field.
-            (".", "duplicate field `groups`", Some("groups")),
-            ("a.b", "missing field `c`", Some("a.b.c")),
-            ("a[1][2]", "bad", Some("a.1.2")),
+            (
+                r#"{"models": [], "groups": [], "groups": []}"#,
+                Some("groups"),
+                "duplicate field `groups`",
+            ),
+            (
+                r#"{"models": [], "settings": {}}"#,
+                Some("settings.daily_token_limit"),
+                "missing field `daily_token_limit`",
+            ),
+            (
+                r#"{"models": [], "settings": {"daily_token_limit": -1}}"#,
+                Some("settings.daily_token_limit"),
+                "invalid value: integer `-1`, expected u64",
+            ),
+            (
+                r#"{"models": [], "settings": {"daily_token_limit": 1, "auto_disable": "no"}}"#,
+                Some("settings.auto_disable"),
+                r#"invalid type: string "no", expected a boolean"#,
+            ),
+            (
+                r#"{"models": [], "settings": [1]}"#,
+                Some("settings"),
+                "invalid length 1, expected struct Settings with 2 elements",
+            ),
+            (
+                r#"{"models": [], "kind": "gemini"}"#,
+                Some("kind"),
+                "unknown variant `gemini`, expected `openai` or `anthropic`",
+            ),
+            // A key is kept whole: reading the path back out of the message
+            // text mangled brackets and stopped at ": ".
+            (
+                r#"{"models": [], "model_mapping": {"a[1]: `b`": 3}}"#,
+                Some("model_mapping.a[1]: `b`"),
+                "invalid type: integer `3`, expected a string",
+            ),
+            // serde reads a struct from an array too, by position; the text
+            // parsing made this `.0`.
+            (
+                "[1, 2]",
+                Some("0"),
+                "invalid type: integer `1`, expected a sequence",
+            ),
+            (
+                r#""text""#,
+                None,
+                r#"invalid type: string "text", expected struct Body"#,
+            ),
         ];
-        for (path, message, field) in cases {
-            let error = located_error(path, message);
-            assert_eq!(error.field.as_deref(), field, "{path} / {message}");
+        for (body, field, message) in cases {
+            let Err(error) = from_json::<Body>(body.as_bytes()) else {
+                panic!("{body} was accepted");
+            };
+            assert_eq!(error.code, ErrorCode::InvalidRequest, "{body}");
+            assert_eq!(error.field.as_deref(), field, "{body}");
+            assert_eq!(detail(&error), message, "{body}");
+        }
+    }
+
+    /// Malformed JSON names no field and keeps axum's wording, with the
+    /// line and column that help find the typo.
+    #[test]
+    fn syntax_errors_keep_their_position() {
+        let cases = [
+            (
+                r#"{"models":"#,
+                "models: EOF while parsing a value at line 1 column 10",
+            ),
+            ("not json", "expected ident at line 1 column 2"),
+            (
+                r#"{"models": []} x"#,
+                "trailing characters at line 1 column 16",
+            ),
+            ("", "EOF while parsing a value at line 1 column 0"),
+        ];
+        for (body, message) in cases {
+            let Err(error) = from_json::<Body>(body.as_bytes()) else {
+                panic!("{body} was accepted");
+            };
+            assert_eq!(error.field, None, "{body}");
             assert_eq!(
-                error.message,
-                crate::error::Text::Catalog(Message::InvalidValue {
-                    detail: message.to_string()
-                })
+                detail(&error),
+                format!("{JSON_SYNTAX_PREFIX}: {message}"),
+                "{body}"
             );
         }
     }
 
+    /// A bad query names its parameter, a repeated or missing one included.
     #[test]
-    fn root_messages_have_no_path() {
+    fn query_errors_name_the_parameter() {
         let cases = [
-            ("missing field `models`", None),
+            ("page=abc", "page", "invalid digit found in string"),
+            ("page=-1", "page", "invalid digit found in string"),
             (
-                "invalid type: integer `1`, expected struct NewChannel",
-                None,
+                "status=bogus",
+                "status",
+                "unknown variant `bogus`, expected `openai` or `anthropic`",
             ),
             (
-                "models[1]: invalid type: integer `7`, expected a string",
-                Some("models[1]"),
+                "colour=red",
+                "colour",
+                "unknown field `colour`, expected `page` or `status`",
             ),
-            ("foo: unknown field `foo`", Some("foo")),
+            ("page=1&page=2", "page", "duplicate field `page`"),
         ];
-        for (text, path) in cases {
-            assert_eq!(split_path(text).map(|(path, _)| path), path, "{text}");
+        for (query, field, message) in cases {
+            let Err(error) = from_query::<Page>(query) else {
+                panic!("{query} was accepted");
+            };
+            assert_eq!(error.field.as_deref(), Some(field), "{query}");
+            assert_eq!(detail(&error), message, "{query}");
         }
+        let Err(error) = from_query::<Required>("") else {
+            panic!("a missing parameter was accepted");
+        };
+        assert_eq!(error.field.as_deref(), Some("since"));
+        assert!(from_query::<Page>("page=2&status=anthropic").is_ok());
     }
 
+    /// Positions go from data errors, and only the exact suffix serde_json added.
     #[test]
     fn positions_are_dropped_from_data_errors() {
+        let error = serde_json::from_str::<u8>("300").err();
         assert_eq!(
-            without_position("missing field `a` at line 1 column 2"),
-            "missing field `a`"
+            error.as_ref().map(without_position).as_deref(),
+            Some("invalid value: integer `300`, expected u8")
         );
-        assert_eq!(without_position("no position here"), "no position here");
+        let custom = <serde_json::Error as serde::de::Error>::custom("at line 9 column 9");
+        assert_eq!(without_position(&custom), "at line 9 column 9");
     }
 }
