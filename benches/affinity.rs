@@ -35,8 +35,8 @@ use std::time::{Duration as Elapsed, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sluicegate::model::ChannelId;
 use sluicegate::affinity::{AffinityCache, AffinityKey, DEFAULT_CAPACITY, DEFAULT_TTL};
+use sluicegate::model::ChannelId;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 /// Counts the bytes each cache holds. A full cache does not allocate, so the

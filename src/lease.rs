@@ -243,11 +243,8 @@ impl Own {
         self.used = self.used.saturating_add(tokens);
     }
 
+    /// The grant not yet spent by replicated usage.
     fn remaining(&self) -> u64 {
-        self.outstanding()
-    }
-
-    fn outstanding(&self) -> u64 {
         self.granted.saturating_sub(self.used)
     }
 
