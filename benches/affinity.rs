@@ -238,12 +238,12 @@ fn affinity(c: &mut Criterion) {
     let quick_bytes = bytes_per_entry(|| Quick::new(DEFAULT_CAPACITY), &ours, now);
     let ours_hits = warm(&ours, &trace, now);
     let quick_hits = warm(&quick, &trace, now);
-    println!(
+    eprintln!(
         "AffinityCache:    hit rate {:.1}%, {} entries, {ours_bytes:.1} heap bytes per entry",
         ours_hits * 100.0,
         ours.len()
     );
-    println!(
+    eprintln!(
         "bare quick_cache: hit rate {:.1}%, {} entries, {quick_bytes:.1} heap bytes per entry",
         quick_hits * 100.0,
         quick.len()
