@@ -64,7 +64,7 @@ pub struct Config {
 /// address, peers and secret file are given, or none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
-    pub node_id: u64,
+    pub node_id: crate::model::NodeId,
     /// Where this node serves internal raft RPC (a separate listener).
     pub listen: SocketAddr,
     /// The raw `--cluster-peers` list (`1=host:port,...`), validated.

@@ -146,7 +146,7 @@ pub async fn get(State(state): State<AppState>) -> axum::Json<ClusterView> {
                     .map(|id| id.index)
             };
             MemberView {
-                node_id,
+                node_id: node_id.0,
                 addr,
                 role,
                 voter,
@@ -157,9 +157,9 @@ pub async fn get(State(state): State<AppState>) -> axum::Json<ClusterView> {
         .collect();
     axum::Json(ClusterView {
         enabled: true,
-        node_id: Some(own),
+        node_id: Some(own.0),
         role: node::role_name(metrics.state).to_string(),
-        leader_id: metrics.current_leader,
+        leader_id: metrics.current_leader.map(|leader| leader.0),
         term: Some(metrics.current_term),
         degraded: reason.is_some(),
         degraded_reason: reason,
@@ -172,7 +172,7 @@ fn member_items(cluster: &Cluster) -> MemberList {
     let items: Vec<MemberItem> = node::member_list(&cluster.metrics())
         .into_iter()
         .map(|(node_id, addr, voter)| MemberItem {
-            node_id,
+            node_id: node_id.0,
             addr,
             voter,
         })
@@ -222,7 +222,8 @@ pub async fn add(
         ));
     }
     let list = format!("{}={}", member.node_id, member.addr.trim());
-    if let Err(error) = crate::cluster::peers::Peers::parse(member.node_id, &list) {
+    let node_id = crate::model::NodeId(member.node_id);
+    if let Err(error) = crate::cluster::peers::Peers::parse(node_id, &list) {
         return Err(ApiError::invalid(
             "addr",
             Message::InvalidValue {
@@ -232,7 +233,7 @@ pub async fn add(
     }
     cluster
         .change_members(MembersChange::Add {
-            node_id: member.node_id,
+            node_id,
             addr: member.addr.trim().to_string(),
         })
         .await
@@ -254,7 +255,9 @@ pub async fn add(
 )]
 pub async fn remove(State(state): State<AppState>, Id(id): Id) -> Result<StatusCode, ApiError> {
     let cluster = cluster_of(&state)?;
-    let node_id = u64::try_from(id).map_err(|_| ApiError::not_found("member"))?;
+    let node_id = u64::try_from(id)
+        .map(crate::model::NodeId)
+        .map_err(|_| ApiError::not_found("member"))?;
     let known = node::member_list(&cluster.metrics())
         .iter()
         .any(|(member, _, _)| *member == node_id);

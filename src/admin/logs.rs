@@ -124,7 +124,7 @@ pub async fn list(
     let filter = query.into_filter()?;
     let Some(cluster) = state.cluster().filter(|_| scope == Scope::Cluster) else {
         let (rows, total) = state.store.query_logs(filter).await?;
-        let own = state.cluster().map(|cluster| cluster.own_id());
+        let own = state.cluster().map(|cluster| cluster.own_id().0);
         let items = rows
             .into_iter()
             .map(|log| LogRow { log, node_id: own })

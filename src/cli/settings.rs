@@ -331,6 +331,7 @@ impl Settings {
                 missing.join(", ")
             ));
         };
+        let node_id = crate::model::NodeId(node_id);
         crate::cluster::peers::Peers::parse(node_id, &peers).map_err(|error| error.to_string())?;
         let tls = self.cluster_tls()?;
         Ok(Some(ClusterConfig {
@@ -494,8 +495,8 @@ fn parse_peers(raw: &str) -> Result<String, String> {
         .split(',')
         .map(str::trim)
         .find(|entry| !entry.is_empty())
-        .and_then(|entry| entry.split_once('=')?.0.trim().parse::<u64>().ok())
-        .unwrap_or(1);
+        .and_then(|entry| entry.split_once('=')?.0.trim().parse().ok())
+        .unwrap_or(crate::model::NodeId(1));
     match crate::cluster::peers::Peers::parse(first, raw) {
         Ok(_) => Ok(raw.trim().to_string()),
         Err(error) => Err(error.to_string()),

@@ -13,7 +13,7 @@ use super::types::{ClusterRequest, Origin};
 use crate::command::UsageCommand;
 use crate::daily::{Counters, UsageDelta};
 use crate::durable;
-use crate::lease::{self, NodeId};
+use crate::lease;
 
 /// The file holding the next batch sequence and the unresolved batch.
 pub const BATCH_FILE: &str = "cluster-batch.json";
@@ -111,7 +111,7 @@ async fn propose_once(counters: &Counters, cluster: &Cluster, record: &mut Batch
         return;
     };
     let origin = Origin {
-        node_id: NodeId(cluster.own_id()),
+        node_id: cluster.own_id(),
         sequence,
     };
     let request = ClusterRequest::batch(origin, vec![UsageCommand::AddUsage { deltas }.into()]);
@@ -129,7 +129,7 @@ async fn propose_once(counters: &Counters, cluster: &Cluster, record: &mut Batch
 
 /// Proposes the leases `counters` want, through `cluster`, until `stop`.
 pub async fn run_leaser(counters: Arc<Counters>, cluster: Cluster, stop: CancellationToken) {
-    let node = NodeId(cluster.own_id());
+    let node = cluster.own_id();
     let propose = |requests: Vec<lease::LeaseRequest>| {
         let cluster = cluster.clone();
         async move {

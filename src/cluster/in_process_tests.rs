@@ -47,7 +47,7 @@ async fn three_nodes_elect_a_leader_and_replicate() {
     let mut dirs = Vec::new();
     let mut rafts = Vec::new();
     for (index, listener) in listeners.into_iter().enumerate() {
-        let id = index as u64 + 1;
+        let id = crate::model::NodeId(index as u64 + 1);
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path()).unwrap();
         let log_store =
@@ -65,7 +65,7 @@ async fn three_nodes_elect_a_leader_and_replicate() {
     }
     let mut initialised = 0;
     for (index, raft) in rafts.iter().enumerate() {
-        let peers = Peers::parse(index as u64 + 1, &list).unwrap();
+        let peers = Peers::parse(crate::model::NodeId(index as u64 + 1), &list).unwrap();
         if peers::bootstrap(raft, &peers).await.unwrap() {
             initialised += 1;
         }
@@ -78,7 +78,7 @@ async fn three_nodes_elect_a_leader_and_replicate() {
         .await
         .unwrap();
     let leader_id = metrics.current_leader.unwrap();
-    let leader = &rafts[leader_id as usize - 1];
+    let leader = &rafts[leader_id.0 as usize - 1];
     let written = leader
         .client_write(ClusterRequest::command(UsageCommand::AddUsage {
             deltas: vec![],
@@ -94,7 +94,7 @@ async fn three_nodes_elect_a_leader_and_replicate() {
     }
 
     // A follower hands a write to the leader over the signed write route.
-    let follower_id = if leader_id == 1 { 2 } else { 1 };
+    let follower_id = crate::model::NodeId(if leader_id.0 == 1 { 2 } else { 1 });
     let leader_node: BasicNode = metrics
         .membership_config
         .membership()
@@ -147,7 +147,7 @@ async fn trio() -> Trio {
         counters: Vec::new(),
     };
     for (index, listener) in listeners.into_iter().enumerate() {
-        let id = index as u64 + 1;
+        let id = crate::model::NodeId(index as u64 + 1);
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(dir.path()).unwrap();
         let counters = Arc::new(crate::daily::Counters::new());
@@ -159,7 +159,7 @@ async fn trio() -> Trio {
                 for entry in entries.iter().filter(|entry| !entry.duplicate) {
                     let own = entry
                         .origin
-                        .filter(|origin| origin.node_id == crate::lease::NodeId(id))
+                        .filter(|origin| origin.node_id == id)
                         .map(|origin| origin.sequence);
                     for command in &entry.commands {
                         if let Command::Usage(UsageCommand::AddUsage { deltas }) = command {
@@ -184,7 +184,7 @@ async fn trio() -> Trio {
         trio.counters.push(counters);
     }
     for (index, raft) in trio.rafts.iter().enumerate() {
-        let peers = Peers::parse(index as u64 + 1, &list).unwrap();
+        let peers = Peers::parse(crate::model::NodeId(index as u64 + 1), &list).unwrap();
         peers::bootstrap(raft, &peers).await.unwrap();
     }
     trio
@@ -196,7 +196,7 @@ async fn leader_among(rafts: &[&Raft<TypeConfig>]) -> u64 {
         for raft in rafts {
             let metrics = raft.metrics().borrow().clone();
             if metrics.state == openraft::ServerState::Leader {
-                return metrics.id;
+                return metrics.id.0;
             }
         }
         assert!(std::time::Instant::now() < deadline, "no leader");
@@ -244,7 +244,7 @@ async fn batch_retried_across_a_leader_change_counts_once() {
     assert_eq!(view(counters), Some(500), "local before commit");
     let batch = ClusterRequest::batch(
         Origin {
-            node_id: crate::lease::NodeId(proposer),
+            node_id: crate::model::NodeId(proposer),
             sequence: 1,
         },
         vec![UsageCommand::AddUsage { deltas }.into()],

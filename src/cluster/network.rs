@@ -183,7 +183,7 @@ impl Transport {
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
         let header = self
             .secret
-            .sign(self.own_id, secret::unix_ms_now(), "POST", path, &body);
+            .sign(self.own_id.0, secret::unix_ms_now(), "POST", path, &body);
         let url = format!("{}://{}{path}", self.scheme, node.addr);
         let sent = self
             .client
@@ -199,7 +199,7 @@ impl Transport {
         if status != reqwest::StatusCode::OK {
             if status == reqwest::StatusCode::UNAUTHORIZED {
                 tracing::warn!(
-                    target,
+                    target = target.0,
                     path,
                     "peer refused our cluster authenticator; are the secrets equal?"
                 );
@@ -222,7 +222,7 @@ impl Transport {
 }
 
 fn unreachable<E: std::error::Error>(target: NodeId, path: &str, reason: &str) -> CallError<E> {
-    tracing::debug!(target, path, reason, "cluster peer unreachable");
+    tracing::debug!(target = target.0, path, reason, "cluster peer unreachable");
     RPCError::Unreachable(Unreachable::new(&TransportError(format!(
         "node {target} {path}: {reason}"
     ))))
@@ -298,11 +298,12 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let mut network = Network::new(1, ClusterSecret::from_bytes(SECRET).unwrap()).unwrap();
+        let mut network =
+            Network::new(1.into(), ClusterSecret::from_bytes(SECRET).unwrap()).unwrap();
         let mut peer = network
-            .new_client(2, &BasicNode::new(addr.to_string()))
+            .new_client(2.into(), &BasicNode::new(addr.to_string()))
             .await;
-        let vote = VoteRequest::new(openraft::Vote::new(1, 1), None);
+        let vote = VoteRequest::new(openraft::Vote::new(1, 1.into()), None);
         let result = peer
             .vote(vote, RPCOption::new(Duration::from_millis(200)))
             .await;

@@ -140,7 +140,7 @@ impl Cluster {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding --cluster-listen {}", config.listen))?;
-        tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "cluster RPC listening");
+        tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id.0, "cluster RPC listening");
         let stop_rpc = CancellationToken::new();
         let rpc_app = Rpc {
             raft: raft.clone(),
@@ -433,7 +433,7 @@ async fn note_contact(State(network): State<Network>, request: Request, next: Ne
     let sender = request
         .extensions()
         .get::<Authenticated>()
-        .map(|authenticated| authenticated.node_id);
+        .map(|authenticated| crate::model::NodeId(authenticated.node_id));
     let response = next.run(request).await;
     if let Some(sender) = sender {
         network.heard_from(sender);

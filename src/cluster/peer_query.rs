@@ -128,7 +128,7 @@ pub async fn logs(
         ..filter.clone()
     };
     let (own_rows, own_total) = store.query_logs(head.clone()).await?;
-    let mut rows: Vec<(u64, RequestLog)> = own_rows
+    let mut rows: Vec<(NodeId, RequestLog)> = own_rows
         .into_iter()
         .map(|row| (cluster.own_id(), row))
         .collect();
@@ -150,6 +150,7 @@ pub async fn logs(
         .into_iter()
         .skip(skip)
         .take(filter.per_page as usize)
+        .map(|(node, row)| (node.0, row))
         .collect();
     Ok((page, total, answers))
 }
@@ -174,7 +175,7 @@ fn collect<Resp>(
     mut take: impl FnMut(NodeId, Resp),
 ) -> Vec<NodeAnswer> {
     let mut answers = vec![NodeAnswer {
-        node_id: own_id,
+        node_id: own_id.0,
         ok: true,
         error: None,
     }];
@@ -187,7 +188,7 @@ fn collect<Resp>(
             Err(error) => Some(error),
         };
         answers.push(NodeAnswer {
-            node_id: id,
+            node_id: id.0,
             ok: error.is_none(),
             error,
         });

@@ -77,7 +77,7 @@ impl Peers {
                 entry: entry.to_owned(),
             })?;
             let id: NodeId = match id.trim().parse() {
-                Ok(id) if id > 0 => id,
+                Ok(id) if id > crate::model::NodeId(0) => id,
                 _ => {
                     return Err(Error::Id {
                         entry: entry.to_owned(),
@@ -209,14 +209,19 @@ fn validate_address(addr: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::NodeId;
 
     /// Good lists parse; each bad list fails with the error that names its fault.
     #[test]
     fn peers_lists_parse_or_say_what_is_wrong() {
-        let good = Peers::parse(2, "1=10.0.0.1:7001, 2=node-b.internal:7001,3=[::1]:7003").unwrap();
+        let good = Peers::parse(
+            NodeId(2),
+            "1=10.0.0.1:7001, 2=node-b.internal:7001,3=[::1]:7003",
+        )
+        .unwrap();
         assert_eq!(good.own_addr(), "node-b.internal:7001");
         assert_eq!(good.members().len(), 3);
-        assert_eq!(good.members()[&3].addr, "[::1]:7003");
+        assert_eq!(good.members()[&NodeId(3)].addr, "[::1]:7003");
         assert!(!good.is_bootstrapper());
 
         let entry = |text: &str| Error::Entry {
@@ -228,19 +233,23 @@ mod tests {
         let cases: &[(&str, Error)] = &[
             ("", Error::Empty),
             (" , ", Error::Empty),
-            ("1=a:1,1=b:2", Error::DuplicateId { id: 1 }),
+            ("1=a:1,1=b:2", Error::DuplicateId { id: NodeId(1) }),
             (
                 "1=a:1,2=A:1",
                 Error::DuplicateAddress { addr: "A:1".into() },
             ),
-            ("1=a:1,3=c:3", Error::OwnIdMissing { id: 2 }),
+            ("1=a:1,3=c:3", Error::OwnIdMissing { id: NodeId(2) }),
             ("1a:1", entry("1a:1")),
             ("x=a:1", id("x=a:1")),
             ("0=a:1", id("0=a:1")),
             ("-1=a:1", id("-1=a:1")),
         ];
         for (list, expected) in cases {
-            assert_eq!(Peers::parse(2, list).as_ref(), Err(expected), "{list:?}");
+            assert_eq!(
+                Peers::parse(NodeId(2), list).as_ref(),
+                Err(expected),
+                "{list:?}"
+            );
         }
         for addr in [
             "a",
@@ -259,7 +268,7 @@ mod tests {
         ] {
             let list = format!("2={addr}");
             assert!(
-                matches!(Peers::parse(2, &list), Err(Error::Address { .. })),
+                matches!(Peers::parse(NodeId(2), &list), Err(Error::Address { .. })),
                 "{addr:?} should be refused"
             );
         }
@@ -271,8 +280,9 @@ mod tests {
         let list = "3=c:3,1=a:1,2=b:2";
         let bootstrappers: Vec<NodeId> = [1, 2, 3]
             .into_iter()
+            .map(NodeId)
             .filter(|own| Peers::parse(*own, list).unwrap().is_bootstrapper())
             .collect();
-        assert_eq!(bootstrappers, vec![1]);
+        assert_eq!(bootstrappers, vec![NodeId(1)]);
     }
 }

@@ -81,7 +81,7 @@ fn entry(index: u64, request: ClusterRequest) -> Entry<TypeConfig> {
 }
 
 fn log_id(index: u64) -> LogId {
-    LogId::new(CommittedLeaderId::new(1, 1), index)
+    LogId::new(CommittedLeaderId::new(1, 1.into()), index)
 }
 
 fn usage(channel: i64, day: u32, tokens: u64) -> Command {
@@ -95,8 +95,8 @@ fn usage(channel: i64, day: u32, tokens: u64) -> Command {
     .into()
 }
 
-fn batch(node_id: NodeId, sequence: u64, command: Command) -> ClusterRequest {
-    let node_id = crate::lease::NodeId(node_id);
+fn batch(node_id: u64, sequence: u64, command: Command) -> ClusterRequest {
+    let node_id = crate::model::NodeId(node_id);
     ClusterRequest::batch(Origin { node_id, sequence }, vec![command])
 }
 
@@ -316,11 +316,11 @@ async fn reopen_preserves_applied_state_and_snapshot() {
     assert_eq!(current.meta.last_log_id, Some(log_id(8)));
 }
 
-fn grant(node_id: NodeId, tokens: u64) -> ClusterRequest {
+fn grant(node_id: u64, tokens: u64) -> ClusterRequest {
     ClusterRequest::command(UsageCommand::GrantLease(crate::lease::LeaseRequest {
         channel_id: ChannelId(7),
         date: date(28),
-        node_id: crate::lease::NodeId(node_id),
+        node_id: crate::model::NodeId(node_id),
         tokens,
         limit: 10_000,
         voters: 2,
@@ -349,11 +349,11 @@ async fn leases_are_granted_within_the_limit_and_travel_in_snapshots() {
         .unwrap();
     // Free = 10,000 − 3,000 − 500 outstanding = 6,500: node 2 gets 6,500 by asking that much.
     machine.apply(vec![entry(5, grant(2, 9000))]).await.unwrap();
-    let leases = source.leases_of(crate::lease::NodeId(2)).unwrap();
+    let leases = source.leases_of(crate::model::NodeId(2)).unwrap();
     assert_eq!((leases[0].granted, leases[0].used), (6500, 0));
     // Nothing left for anyone.
     machine.apply(vec![entry(6, grant(1, 1000))]).await.unwrap();
-    let leases = source.leases_of(crate::lease::NodeId(1)).unwrap();
+    let leases = source.leases_of(crate::model::NodeId(1)).unwrap();
     assert_eq!((leases[0].granted, leases[0].used), (2500, 2000));
 
     let snapshot = machine
@@ -367,12 +367,12 @@ async fn leases_are_granted_within_the_limit_and_travel_in_snapshots() {
         .await
         .unwrap();
     assert_eq!(
-        target.leases_of(crate::lease::NodeId(1)).unwrap(),
-        source.leases_of(crate::lease::NodeId(1)).unwrap()
+        target.leases_of(crate::model::NodeId(1)).unwrap(),
+        source.leases_of(crate::model::NodeId(1)).unwrap()
     );
     assert_eq!(
-        target.leases_of(crate::lease::NodeId(2)).unwrap(),
-        source.leases_of(crate::lease::NodeId(2)).unwrap()
+        target.leases_of(crate::model::NodeId(2)).unwrap(),
+        source.leases_of(crate::model::NodeId(2)).unwrap()
     );
 
     machine
@@ -388,7 +388,7 @@ async fn leases_are_granted_within_the_limit_and_travel_in_snapshots() {
         .unwrap();
     assert!(
         source
-            .leases_of(crate::lease::NodeId(1))
+            .leases_of(crate::model::NodeId(1))
             .unwrap()
             .is_empty()
     );
@@ -424,7 +424,7 @@ async fn prune_and_delete_apply_at_their_log_position() {
                 ClusterRequest::command(UsageCommand::GrantLease(crate::lease::LeaseRequest {
                     channel_id: ChannelId(2),
                     date: date(27),
-                    node_id: crate::lease::NodeId(2),
+                    node_id: crate::model::NodeId(2),
                     tokens: 50,
                     limit: 10_000,
                     voters: 2,
@@ -476,8 +476,8 @@ async fn prune_and_delete_apply_at_their_log_position() {
     assert_eq!(counts(whole.usage_since(date(1)).await.unwrap()), expected);
     assert_eq!(counts(split.usage_since(date(1)).await.unwrap()), expected);
     // Channel 2 was deleted at entry 9: its count and lease went with it.
-    assert!(whole.leases_of(crate::lease::NodeId(2)).unwrap().is_empty());
-    assert!(split.leases_of(crate::lease::NodeId(2)).unwrap().is_empty());
+    assert!(whole.leases_of(crate::model::NodeId(2)).unwrap().is_empty());
+    assert!(split.leases_of(crate::model::NodeId(2)).unwrap().is_empty());
     // Replaying the tail changes no count.
     let mut replay = log();
     let tail = replay.split_off(6);

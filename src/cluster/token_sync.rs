@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin_token::AdminAuth;
 use crate::clock::Clock;
 use crate::command::{ConfigCommand, Proposer};
-use crate::lease::NodeId;
+use crate::model::NodeId;
 
 /// How often the token file is checked for a rotation, and a failed
 /// proposal retried.

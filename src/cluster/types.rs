@@ -18,7 +18,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = ClusterRequest,
         R = ClusterResponse,
-        NodeId = u64,
+        NodeId = crate::model::NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
@@ -26,7 +26,7 @@ openraft::declare_raft_types!(
 );
 
 /// A node id, as raft and the peers list name it.
-pub type NodeId = u64;
+pub type NodeId = crate::model::NodeId;
 
 /// A raft log id in our type configuration.
 pub type LogId = openraft::LogId<NodeId>;
@@ -42,7 +42,7 @@ pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNo
 /// survives restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
-    pub node_id: crate::lease::NodeId,
+    pub node_id: crate::model::NodeId,
     pub sequence: u64,
 }
 

@@ -697,7 +697,7 @@ mod cluster_tests {
         NodeLease {
             channel_id: ONE,
             date: date(),
-            node_id: crate::lease::NodeId(1),
+            node_id: crate::model::NodeId(1),
             granted,
             used,
             added,

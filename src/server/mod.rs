@@ -167,7 +167,6 @@ async fn start_cluster(
     use crate::cluster::node::Cluster;
     use crate::cluster::peers::Peers;
     use crate::cluster::state_machine::HookSlot;
-    use crate::lease::NodeId;
     let own_id = config.node_id;
     let peers = Peers::parse(own_id, &config.peers)?;
     state
@@ -175,7 +174,7 @@ async fn start_cluster(
         .set_cluster_voters(peers.members().len() as u64);
     let data_dir = state.config.data_dir.clone();
     let mut record = BatchRecord::load(&data_dir);
-    let own = NodeId(own_id);
+    let own = own_id;
     let applied = state.store.applied_origin(own)?;
     match record.unresolved.take() {
         Some((sequence, deltas)) if sequence > applied => {

@@ -302,7 +302,7 @@ impl ClusterGauges {
         let last_log_index = metrics.last_log_index.unwrap_or(0);
         let role = node::role_name(metrics.state);
         let commit_index = if role == "leader" {
-            let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+            let voters: Vec<_> = metrics.membership_config.membership().voter_ids().collect();
             let matched = voters.iter().map(|voter| {
                 if *voter == cluster.own_id() {
                     last_log_index
