@@ -196,12 +196,30 @@ async fn relay(
             }
         }
     }
-    if attempts == 0
-        && let Some(seconds) = dispatch.capped_for()
-    {
-        return Err(meter.failed(capped(candidates, &parsed.model, seconds)));
+    Err(meter.failed(unserved(
+        &dispatch,
+        candidates,
+        &parsed.model,
+        attempts,
+        last_failure,
+        all_unreachable,
+    )))
+}
+
+/// Why a request that no channel served failed: every candidate capped
+/// before any attempt (429), or the attempts' failure (502/503).
+pub(super) fn unserved(
+    dispatch: &Dispatch<'_>,
+    candidates: &Candidates<'_>,
+    model: &str,
+    attempts: usize,
+    last_failure: Option<Failure>,
+    all_unreachable: bool,
+) -> ApiError {
+    match dispatch.capped_for() {
+        Some(seconds) if attempts == 0 => capped(candidates, model, seconds),
+        _ => exhausted(attempts, last_failure, all_unreachable),
     }
-    Err(meter.failed(exhausted(attempts, last_failure, all_unreachable)))
 }
 
 /// What one attempt came to.
@@ -387,7 +405,7 @@ fn deliver(
 
 /// Nothing was tried because every candidate is at its daily limit: the
 /// bound channel's own 429, or the group's, until the earliest reset.
-pub(super) fn capped(candidates: &Candidates<'_>, model: &str, seconds: u64) -> ApiError {
+fn capped(candidates: &Candidates<'_>, model: &str, seconds: u64) -> ApiError {
     let (code, message) = match candidates.bound() {
         Some(entry) => (
             ErrorCode::ChannelDailyLimitExceeded,
@@ -417,7 +435,7 @@ pub fn verbatim(status: StatusCode, content_type: Option<HeaderValue>, body: Byt
     response
 }
 
-pub(super) fn exhausted(attempts: usize, last: Option<Failure>, all_unreachable: bool) -> ApiError {
+fn exhausted(attempts: usize, last: Option<Failure>, all_unreachable: bool) -> ApiError {
     let code = if all_unreachable {
         ErrorCode::UpstreamUnavailable
     } else {

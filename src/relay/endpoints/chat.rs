@@ -30,7 +30,9 @@ pub static CHAT: Endpoint = Endpoint {
     observer: endpoint::openai_events,
 };
 
-fn parse(bytes: Bytes, _headers: &HeaderMap) -> Result<Parsed, ApiError> {
+/// Chat and legacy completion requests: model, stream, `stream_options`,
+/// the completion budget and the affinity fields.
+pub(super) fn parse(bytes: Bytes, _headers: &HeaderMap) -> Result<Parsed, ApiError> {
     let (body, model) = endpoint::json_body(bytes)?;
     let stream = endpoint::wants_stream(&body);
     let (edit, asked) = match stream {

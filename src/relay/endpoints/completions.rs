@@ -3,47 +3,23 @@
 //! text is `choices[].text`, whole or streamed. Streams get
 //! `stream_options.include_usage` as chat's do.
 
-use axum::http::HeaderMap;
-use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
-use crate::relay::endpoint::{self, Endpoint, Family, Parsed, Payload, Prompt, Reply};
-use crate::relay::usage::{self, TextMeasure};
+use crate::relay::endpoint::{self, Endpoint, Family};
+use crate::relay::usage::TextMeasure;
 use crate::upstream::target::Operation;
 
 pub static COMPLETIONS: Endpoint = Endpoint {
     path: "/v1/completions",
     family: Family::OpenAi,
     operation: Operation::Completions,
-    parse,
+    // The same top-level fields as a chat request: one parser for both.
+    parse: super::chat::parse,
     count_prompt,
     reply_usage: endpoint::json_usage,
     measure_reply,
     observer: endpoint::openai_events,
 };
-
-fn parse(bytes: Bytes, _headers: &HeaderMap) -> Result<Parsed, ApiError> {
-    let (body, model) = endpoint::json_body(bytes)?;
-    let stream = endpoint::wants_stream(&body);
-    let (edit, asked) = match stream {
-        true => endpoint::stream_usage(&body),
-        false => (None, true),
-    };
-    Ok(Parsed {
-        affinity: endpoint::affinity_of(&body),
-        reply: Reply::events_if(stream),
-        completion: endpoint::completion_budget(&body, usage::COMPLETION_BUDGET),
-        model,
-        payload: Payload::Json {
-            body,
-            edits: edit.into_iter().collect(),
-        },
-        prompt: Prompt::FromBody,
-        estimate: true,
-        hide_usage_chunk: !asked,
-    })
-}
 
 /// The prompt's tokens: `prompt` as text, texts or token ids.
 fn count_prompt(body: &Map<String, Value>, model: &str) -> u64 {

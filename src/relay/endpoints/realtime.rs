@@ -60,7 +60,7 @@ use crate::i18n::Message;
 use crate::relay::auth;
 use crate::relay::dispatch::{Candidates, Demand, Dispatch};
 use crate::relay::meter::Meter;
-use crate::relay::pipeline::{capped, exhausted, model_not_found};
+use crate::relay::pipeline::{model_not_found, unserved};
 use crate::relay::request_id::RequestId;
 use crate::relay::upstream::{self, Failure};
 use crate::relay::usage::RawUsage;
@@ -201,12 +201,14 @@ async fn open(
             }
         }
     }
-    if attempts == 0
-        && let Some(seconds) = dispatch.capped_for()
-    {
-        return Err(meter.fail(capped(candidates, &session.model, seconds)));
-    }
-    Err(meter.fail(exhausted(attempts, last_failure, all_unreachable)))
+    Err(meter.fail(unserved(
+        &dispatch,
+        candidates,
+        &session.model,
+        attempts,
+        last_failure,
+        all_unreachable,
+    )))
 }
 
 /// The client's headers as `auth` reads them: a key offered only as a
